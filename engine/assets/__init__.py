@@ -1,0 +1,1 @@
+"""Assets: download, import, verify and cache what the engine needs."""
