@@ -6,6 +6,7 @@ coefficients are standardised (about N(0, 1)); expression weights are blendshape
 weights in [0, 1].
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,16 @@ def triangulate(polygon_sizes: np.ndarray, polygon_corners: np.ndarray) -> tuple
                                             tris_per_polygon)
     loops = np.stack([first, first + k + 1, first + k + 2], axis=1)
     return loops, polygon
+
+
+@dataclass(frozen=True)
+class VertexSubset:
+    """Some vertices of a face model. index: (V',) or None for all; neutral: (V',3);
+    basis: (K+E, V'*3) identity then expression offsets."""
+
+    index: Tensor | None
+    neutral: Tensor
+    basis: Tensor
 
 
 class FaceModel(nn.Module):
@@ -85,17 +96,23 @@ class FaceModel(nn.Module):
         return self.expression_basis.shape[0]
 
     def forward(self, identity: Tensor, expression: Tensor,
-                vertex_index: Tensor | None = None) -> Tensor:
-        """Vertices (B,V,3) (or (B,V',3) for `vertex_index` (V',)) from identity (B,K)
-        and expression (B,E) coefficients."""
+                subset: "VertexSubset | None" = None) -> Tensor:
+        """Vertices (B,V,3), or (B,V',3) of a `subset`, from identity (B,K) and
+        expression (B,E) coefficients."""
+        if subset is None:
+            subset = self.subset(None)
+        offsets = torch.cat([identity, expression], dim=1) @ subset.basis
+        return subset.neutral + offsets.view(identity.shape[0], *subset.neutral.shape)
+
+    def subset(self, vertex_index: Tensor | None) -> "VertexSubset":
+        """The model restricted to some vertices (all for None), with its bases gathered
+        once, so a fitting loop pays only for the vertices it uses."""
         neutral, ident, expr = self.neutral, self.identity_basis, self.expression_basis
         if vertex_index is not None:
             neutral, ident, expr = neutral[vertex_index], ident[:, vertex_index], \
                 expr[:, vertex_index]
-        batch = identity.shape[0]
-        offsets = identity @ ident.reshape(ident.shape[0], -1) \
-            + expression @ expr.reshape(expr.shape[0], -1)
-        return neutral + offsets.reshape(batch, *neutral.shape)
+        basis = torch.cat([ident, expr]).reshape(ident.shape[0] + expr.shape[0], -1)
+        return VertexSubset(vertex_index, neutral, basis)
 
     def expression_deltas(self, identity: Tensor) -> Tensor:
         """(E,V,3) expression blendshapes for one identity (K,): the model's shapes are

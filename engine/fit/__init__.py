@@ -1,0 +1,1 @@
+"""The fitting stages: landmarks first, then everything through the renderer."""

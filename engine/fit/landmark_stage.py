@@ -1,0 +1,196 @@
+"""Stage 1: pose, focal length, identity and expression from the 68 landmarks.
+
+A closed-form start (an affine camera fitted to the mean face's landmarks, turned into a
+rotation, distance and position), then Adam on the perspective reprojection error with
+Gaussian priors on the codes and the sliding jaw contour.
+"""
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from engine.facemodel import FaceModel
+from engine.facemodel.model import VertexSubset
+from engine.fit.contour import JawContour
+from engine.fit.state import FitState
+
+FACE_VERTICES = 9409  # every landmark and jaw candidate lies in the front face region
+# Per-landmark weights: the jaw outline is the least precise part of any detector.
+_JAW_WEIGHT = 0.5
+
+
+def landmark_weights(device: torch.device) -> Tensor:
+    w = torch.ones(68, device=device)
+    w[:17] = _JAW_WEIGHT
+    return w
+
+
+def inter_ocular(landmarks: Tensor) -> Tensor:
+    """(N,) eye-centre distances of (N, 68, 2) landmarks."""
+    return (landmarks[:, 36:42].mean(1) - landmarks[:, 42:48].mean(1)).norm(dim=-1)
+
+
+def landmark_loss(projected: Tensor, landmarks: Tensor, weights: Tensor) -> Tensor:
+    """Weighted mean squared reprojection error in units of the inter-ocular distance.
+
+    projected, landmarks: (N, 68, 2) pixels; weights: (68,). Returns a scalar.
+    """
+    scale = inter_ocular(landmarks)[:, None]
+    err = ((projected - landmarks) ** 2).sum(-1) / scale**2
+    return (err * weights).sum(-1).mean() / weights.sum()
+
+
+@torch.no_grad()
+def initial_pose(model: FaceModel, landmarks: Tensor, state: FitState) -> None:
+    """Set rotation and translation of every view from an affine camera fit (in place).
+
+    Solves [u v]^T ~ A X + b for the mean face's landmarks X by least squares, takes the
+    nearest rotation to A's rows (their mean norm is the scale f / z), and places the
+    face at depth z = f / scale.
+    """
+    points = model.neutral[model.landmark_vertices].double()  # (68, 3)
+    centred_pts = points - points.mean(0)
+    for view in range(landmarks.shape[0]):
+        lm = landmarks[view].double()
+        design = torch.cat([centred_pts, torch.ones(68, 1, dtype=torch.float64)], 1)
+        solution = torch.linalg.lstsq(design, lm).solution  # (4, 2)
+        affine = solution[:3].T  # (2, 3)
+        scale = affine.norm(dim=1).mean()
+        rows = affine / affine.norm(dim=1, keepdim=True)
+        r3 = torch.linalg.cross(rows[0], rows[1])
+        u, _, vt = torch.linalg.svd(torch.stack([rows[0], rows[1], r3]))
+        rotation = u @ vt
+        if torch.det(rotation) < 0:
+            rotation = u @ torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=u.dtype)) @ vt
+        focal = state.log_focal[view].exp().double()
+        depth = focal / scale
+        centre_px = solution[3] - state.principal_point[view].double()
+        # the landmark centroid sits at camera (centre_px * z / f, z); remove R * mean
+        t = torch.cat([centre_px * depth / focal, depth[None]]) - rotation @ points.mean(0)
+        state.rotation[view] = matrix_to_axis_angle(rotation).float()
+        state.translation[view] = t.float()
+
+
+def matrix_to_axis_angle(rotation: Tensor) -> Tensor:
+    """(3, 3) rotation -> (3,) axis-angle (log map), robust near 0 and pi."""
+    cos = ((rotation.trace() - 1) / 2).clamp(-1, 1)
+    angle = torch.arccos(cos)
+    axis = torch.stack([rotation[2, 1] - rotation[1, 2], rotation[0, 2] - rotation[2, 0],
+                        rotation[1, 0] - rotation[0, 1]])
+    if angle < 1e-6:
+        return axis / 2
+    if angle > torch.pi - 1e-3:  # near pi: the axis is the dominant column of R + I
+        sym = (rotation + torch.eye(3, dtype=rotation.dtype)) / 2
+        column = sym[:, sym.diagonal().argmax()]
+        return column / column.norm() * angle
+    return axis / (2 * torch.sin(angle)) * angle
+
+
+def project_landmarks(model: FaceModel, state: FitState, contour: JawContour,
+                      subset: VertexSubset) -> Tensor:
+    """(N, 68, 2) pixels of the current fit's landmarks, jaw points on the silhouette.
+
+    subset: the model restricted to the front face (vertex ids unchanged)."""
+    n = state.expression.shape[0]
+    points = model(state.identity_batch(n), state.expression, subset)
+    camera = state.camera()
+    ids = contour.select(points.detach(), camera, model.landmark_vertices)
+    chosen = points.gather(1, ids[..., None].expand(-1, -1, 3))
+    return camera.project(chosen)[..., :2]
+
+
+def face_subset(model: FaceModel) -> VertexSubset:
+    return model.subset(torch.arange(FACE_VERTICES, device=model.neutral.device))
+
+
+def fit_landmarks(
+    model: FaceModel,
+    landmarks: Tensor,
+    state: FitState,
+    steps: int,
+    expression_mask: Tensor,
+    landmark_sigma: float = 0.03,
+    expression_sigma: float = 0.5,
+    focal_sigma: float = 0.3,
+    on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+) -> dict[str, float]:
+    """Fit pose, focal, identity and expression to `landmarks` (N, 68, 2), in place.
+
+    A maximum a posteriori fit: landmark noise `landmark_sigma` (fraction of the
+    inter-ocular distance), identity ~ N(0, 1), expression ~ N(0, expression_sigma) held in
+    [0, 1], log focal ~ N(start, focal_sigma). L-BFGS, first on pose alone so the codes do
+    not absorb a wrong pose, then on everything. The camera is optimised as rotation,
+    log depth, image-plane offset / depth and log focal, which are of similar scale.
+    expression_mask: (E,) 1 for expressions that may move, 0 for those held at 0.
+    Returns the final loss terms.
+    """
+    device = landmarks.device
+    contour = JawContour(model)
+    subset = face_subset(model)
+    weights = landmark_weights(device)
+    initial_pose(model, landmarks, state)
+    log_focal0 = state.log_focal.clone()
+    offset = (state.translation[:, :2] / state.translation[:, 2:]).clone().requires_grad_(True)
+    log_depth = state.translation[:, 2].log().clone().requires_grad_(True)
+    free = expression_mask.bool()
+    selector = torch.eye(free.numel(), device=device)[free]  # (E', E): free codes -> all
+    expression = state.expression[:, free].clone().requires_grad_(True)
+    identity = state.identity.clone().requires_grad_(True)
+    rotation = state.rotation.clone().requires_grad_(True)
+    log_focal = state.log_focal.clone().requires_grad_(True)
+    num_views = landmarks.shape[0]
+    terms: dict[str, float] = {}
+    evaluations = 0
+
+    def objective() -> Tensor:
+        nonlocal terms, evaluations
+        depth = log_depth.exp()[:, None]
+        state.translation = torch.cat([offset * depth, depth], dim=1)
+        state.rotation, state.log_focal, state.identity = rotation, log_focal, identity
+        state.expression = expression @ selector
+        projected = project_landmarks(model, state, contour, subset)
+        scale = inter_ocular(landmarks)[:, None]
+        residual = ((projected - landmarks) ** 2).sum(-1) / scale**2 * weights
+        data = residual.sum() / landmark_sigma**2
+        prior = (identity**2).sum() + (expression**2).sum() / expression_sigma**2 \
+            + ((log_focal - log_focal0) ** 2).sum() / focal_sigma**2
+        bounds = 1e3 * ((-expression).clamp(min=0) ** 2 + (expression - 1).clamp(min=0) ** 2).sum()
+        loss = (data + prior + bounds) / (68 * num_views)
+        terms = {"total": loss.item(), "landmark": data.item() / (68 * num_views),
+                 "prior": prior.item() / (68 * num_views)}
+        evaluations += 1
+        if on_step is not None:
+            on_step(min(evaluations, steps), steps, terms)
+        return loss
+
+    def run(params: list[Tensor], budget: int) -> None:
+        optimiser = torch.optim.LBFGS(params, lr=1.0, max_iter=budget, max_eval=budget,
+                                      history_size=20, line_search_fn="strong_wolfe",
+                                      tolerance_grad=1e-9, tolerance_change=1e-12)
+
+        def closure() -> Tensor:
+            optimiser.zero_grad()
+            loss = objective()
+            loss.backward()
+            return loss
+
+        optimiser.step(closure)
+
+    rigid = [rotation, offset, log_depth, log_focal]
+    run(rigid, max(steps // 4, 10))
+    run(rigid + [identity, expression], steps - max(steps // 4, 10))
+    with torch.no_grad():
+        depth = log_depth.exp()[:, None]
+        state.translation = torch.cat([offset * depth, depth], dim=1).detach()
+        state.rotation, state.log_focal = rotation.detach(), log_focal.detach()
+        state.identity = identity.detach()
+        state.expression = expression.detach().clamp(0, 1) @ selector
+    return terms
+
+
+def reprojection_error_px(model: FaceModel, state: FitState, landmarks: Tensor) -> Tensor:
+    """(N,) mean landmark distance in pixels (jaw on the silhouette), no gradient."""
+    with torch.no_grad():
+        projected = project_landmarks(model, state, JawContour(model), face_subset(model))
+        return (projected - landmarks).norm(dim=-1).mean(-1)

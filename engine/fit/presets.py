@@ -1,0 +1,44 @@
+"""Quality presets: image and render sizes, step counts and loss weights."""
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything a quality level changes.
+
+    work_max_side: the photo is fitted on a copy at most this many pixels on a side.
+    render_size: the side of the square crop around the face rendered in stage 2.
+    texture_size: side of the UV texture written to texture.png.
+    *_steps: optimiser steps per stage; w_*: stage-2 loss weights.
+    """
+
+    name: str
+    work_max_side: int
+    render_size: int
+    texture_size: int
+    landmark_steps: int
+    photo_steps: int
+    w_pixel: float = 1.0
+    w_landmark: float = 1.0
+    w_identity: float = 0.5
+    w_identity_random: float = 0.25
+    w_content: float = 0.5
+    w_identity_prior: float = 1e-3
+    w_expression_prior: float = 1e-3
+    w_texture_prior: float = 1e-2
+    identity_every: int = 1  # evaluate the recognition network every n-th step
+
+
+PRESETS: dict[str, Preset] = {
+    "preview": Preset("preview", work_max_side=640, render_size=160, texture_size=512,
+                      landmark_steps=200, photo_steps=60, identity_every=3),
+    "standard": Preset("standard", work_max_side=1024, render_size=224, texture_size=1024,
+                       landmark_steps=300, photo_steps=200),
+    "high": Preset("high", work_max_side=2048, render_size=320, texture_size=2048,
+                   landmark_steps=400, photo_steps=400),
+}
+
+
+def get_preset(name: str, **overrides) -> Preset:
+    return replace(PRESETS[name], **overrides)

@@ -1,0 +1,1 @@
+"""Textures: the UV albedo baked from the photos."""
