@@ -24,8 +24,15 @@ from engine.progress import Progress
 from engine.result import ResultMesh, check_destination, write_result
 from engine.texture.bake import atlas_uvs, bake_albedo
 
-# The 53 ARKit-style shapes are fitted; PupilDilate and cheekRaiser stay at 0.
+# The 53 ARKit-style shapes are fitted except gaze (eyeLook*: 68 landmarks say nothing
+# about where the eyes look); PupilDilate and cheekRaiser stay at 0.
 FITTED_EXPRESSIONS = 53
+
+
+def expression_mask(model: FaceModel, device: torch.device) -> torch.Tensor:
+    """(E,) 1 for the expressions the fit may move."""
+    return torch.tensor([float(i < FITTED_EXPRESSIONS and not name.startswith("eyeLook"))
+                         for i, name in enumerate(model.expression_names)], device=device)
 
 
 @dataclass(frozen=True)
@@ -117,13 +124,12 @@ def reconstruct(images: list[Path], out: Path, options: ReconstructOptions,
 
     progress.stage("landmark_fit")
     n = len(views)
-    expression_mask = torch.zeros(model.num_expressions, device=device)
-    expression_mask[:FITTED_EXPRESSIONS] = 1
+    fitted = expression_mask(model, device)
     sizes = [(v.work.shape[0], v.work.shape[1]) for v in views]
     state = FitState.initial(n, model.num_identity, model.num_expressions, sizes, device)
     landmarks = torch.tensor(np.stack([v.landmarks for v in views]), dtype=torch.float32,
                              device=device)
-    fit_landmarks(model, landmarks, state, preset.landmark_steps, expression_mask,
+    fit_landmarks(model, landmarks, state, preset.landmark_steps, fitted,
                   on_step=step_reporter("landmark_fit", 10))
     lap("landmark_fit")
 
@@ -136,7 +142,7 @@ def reconstruct(images: list[Path], out: Path, options: ReconstructOptions,
     texture = CoarseTexture(_mean_face_colour(photos[0], crop_landmarks[0]))
     extra, identity_name, identity_score = _identity_terms(options.identity, renderer, targets,
                                                             preset, device, log)
-    fit_photometric(renderer, targets, state, texture, preset, expression_mask, extra,
+    fit_photometric(renderer, targets, state, texture, preset, fitted, extra,
                     on_step=step_reporter("full_fit", 5))
     lap("full_fit")
 

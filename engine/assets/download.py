@@ -1,5 +1,6 @@
 """Downloading an archive into the cache without ever leaving a half-written file."""
 
+import http.client
 import os
 import tempfile
 import urllib.error
@@ -34,7 +35,7 @@ def download(url: str, dest_dir: Path, log: Callable[[str], None] = print) -> Pa
                 f"download of {url} was cut short ({received} of {expected} bytes); run the "
                 "same command again"
             )
-    except (urllib.error.URLError, OSError, TimeoutError) as error:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as error:
         Path(tmp).unlink(missing_ok=True)
         raise MissingAssetError(f"could not download {url}: {error}") from error
     except BaseException:

@@ -42,10 +42,23 @@ def _dlib_install(source: Path | None, home: Path, log: Callable[[str], None]) -
     return Path(status["path"])
 
 
+def _fan_status(home: Path) -> dict:
+    from engine.landmarks import fan
+
+    return fan.fan_status(home)
+
+
+def _fan_install(source: Path | None, home: Path, log: Callable[[str], None]) -> Path:
+    from engine.landmarks import fan
+
+    return fan.install_fan(source, home, log)
+
+
 # name -> (install(source, home, log), status(home)); the first is the default fetch.
 ASSETS: dict[str, tuple[Callable, Callable[[Path], dict]]] = {
     ict_facekit.NAME: (ict_facekit.install, ict_facekit.status),
     "arcface": (_arcface_install, _arcface_status),
     "dlib-face-recognition": (_dlib_install, _dlib_status),
+    "fan": (_fan_install, _fan_status),
 }
 DEFAULT = (ict_facekit.NAME,)

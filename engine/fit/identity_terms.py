@@ -18,7 +18,7 @@ from engine.fit.presets import Preset
 from engine.fit.state import FitState
 from engine.identity import (
     alignment_transform,
-    content_loss,
+    identity_and_content_loss,
     identity_target,
     load_identity_network,
     target_identity_loss,
@@ -54,10 +54,9 @@ def build_identity_terms(
         if step % preset.identity_every:
             return {}
         chips = warp_to_chip(rendered.images, transform, net.input_size)
-        losses = {
-            "identity": preset.w_identity * target_identity_loss(net, target, chips).mean(),
-            "content": preset.w_content * content_loss(net, target, chips).mean(),
-        }
+        identity, content = identity_and_content_loss(net, target, chips)
+        losses = {"identity": preset.w_identity * identity.mean(),
+                  "content": preset.w_content * content.mean()}
         if preset.w_identity_random > 0:
             random_view = _random_render(renderer, state, albedo, generator, background)
             random_chips = warp_to_chip(

@@ -27,6 +27,7 @@ from engine.identity.base import IdentityNetwork
 from engine.identity.losses import (
     IdentityTarget,
     content_loss,
+    identity_and_content_loss,
     identity_loss,
     identity_target,
     target_identity_loss,
@@ -42,6 +43,7 @@ __all__ = [
     "align_chips",
     "alignment_transform",
     "content_loss",
+    "identity_and_content_loss",
     "identity_loss",
     "identity_target",
     "load_identity_network",

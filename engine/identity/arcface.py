@@ -328,10 +328,13 @@ class ArcFaceNetwork(IdentityNetwork):
         return F.normalize(self._run(chips), dim=1)
 
     def features(self, chips: torch.Tensor) -> list[torch.Tensor]:
+        return self.embed_and_features(chips)[1]
+
+    def embed_and_features(self, chips: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         self._captured = []
         try:
-            self._run(chips)
-            return self._captured
+            embedding = F.normalize(self._run(chips), dim=1)
+            return embedding, self._captured
         finally:
             self._captured = None
 

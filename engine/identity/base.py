@@ -28,6 +28,10 @@ class IdentityNetwork(nn.Module):
         """chips (B, 3, S, S) -> inner feature maps [(B, C_j, H_j, W_j), ...] (content loss)."""
         raise NotImplementedError
 
+    def embed_and_features(self, chips: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Both at once; networks override this to share one forward pass."""
+        return self.embed(chips), self.features(chips)
+
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
         return self.embed(chips)
 

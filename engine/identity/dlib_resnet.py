@@ -361,6 +361,11 @@ class DlibResNet(IdentityNetwork):
         self.check_chips(chips)
         return self._trunk(chips)[:4]
 
+    def embed_and_features(self, chips: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        self.check_chips(chips)
+        stages = self._trunk(chips)
+        return F.normalize(self.fc(stages[-1].mean(dim=(2, 3))), dim=1), stages[:4]
+
     @classmethod
     def from_dlib_file(cls, path: Path) -> DlibResNet:
         """Build the network with the weights of a dlib .dat file."""

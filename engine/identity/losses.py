@@ -96,3 +96,12 @@ def content_loss(
         with torch.no_grad():
             photo_features = net.features(photo_chips)
     return feature_distance(photo_features, net.features(render_chips))
+
+
+def identity_and_content_loss(
+    net: IdentityNetwork, target: IdentityTarget, render_chips: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(identity loss (B,), content loss (B,)) of render chips from one forward pass."""
+    embedding, features = net.embed_and_features(render_chips)
+    return cosine_loss(target.embedding.detach(), embedding), feature_distance(
+        target.features, features)

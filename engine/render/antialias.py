@@ -11,7 +11,9 @@ the nearer pixel's triangle is the occluder; if the segment between the two pixe
 leaves that triangle through a silhouette edge (a mesh boundary edge, or one whose
 neighbouring triangle faces the other way on screen), the crossing point t in [0, 1] along
 the segment splits the two pixels' 1-pixel-wide footprints, and the colours are blended by
-the covered fractions (a box filter across the edge). Everything is vectorised over pairs.
+the covered fractions (a box filter across the edge). Steep edges are handled by horizontal
+pairs only and flat edges by vertical pairs only, as nvdiffrast does, so the blend weight
+is the pixel area a straight edge cuts off. Everything is vectorised over pairs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from __future__ import annotations
 import torch
 
 from engine.render.rasterize import Fragments, edge_functions, signed_double_area
+
+# Most triangles a pixel-to-pixel segment is followed through when looking for a silhouette.
+_MAX_WALK = 8
 
 
 def triangle_neighbours(triangles: torch.Tensor) -> torch.Tensor:
@@ -71,9 +76,9 @@ def antialias(
         ]
     )
     num_horizontal = first.numel() - int((ids[:, :-1, :] != ids[:, 1:, :]).sum())
-    step = torch.full_like(first, width)
-    step[:num_horizontal] = 1
-    second = first + step
+    is_horizontal = torch.arange(first.numel(), device=first.device) < num_horizontal
+    second = first + torch.where(is_horizontal, 1, width)
+    flat_screen = screen_vertices.reshape(batch_size * num_vertices, 3)
     with torch.no_grad():
         t_first, t_second = tid.index_select(0, first), tid.index_select(0, second)
         first_occludes = (t_second < 0) | (
@@ -81,37 +86,39 @@ def antialias(
         )
         near = torch.where(first_occludes, first, second)
         far = torch.where(first_occludes, second, first)
-        face = tid.index_select(0, near)
-        batch = near.div(height * width, rounding_mode="floor")
-        vertex = triangles.index_select(0, face) + (batch * num_vertices)[:, None]
-
-    flat_screen = screen_vertices.reshape(batch_size * num_vertices, 3)
-    corners = flat_screen.index_select(0, vertex.view(-1)).view(-1, 3, 3)
-    dtype = corners.dtype
-    near_x, near_y = near % width, near.div(width, rounding_mode="floor") % height
-    far_x, far_y = far % width, far.div(width, rounding_mode="floor") % height
-    inside_near = edge_functions(corners, near_x.to(dtype), near_y.to(dtype))
-    orientation = inside_near.detach().sum(-1, keepdim=True).sign()
-    inside_near = inside_near * orientation
-    inside_far = edge_functions(corners, far_x.to(dtype), far_y.to(dtype)) * orientation
-    exits = inside_far < 0
-    # Where the segment near -> far crosses each edge's line (only edges it exits through).
-    denominator = torch.where(exits, inside_near - inside_far, torch.ones_like(inside_far))
-    crossing = torch.where(exits, inside_near / denominator, torch.full_like(inside_far, 2.0))
-    t, edge = crossing.min(-1)
-
-    with torch.no_grad():
-        other = neighbours.view(-1).index_select(0, face * 3 + edge)
-        other_vertex = (
-            triangles.index_select(0, other.clamp(min=0)) + (batch * num_vertices)[:, None]
+        face, edge, found = _find_silhouette_crossings(
+            near,
+            far,
+            tid.index_select(0, near),
+            flat_screen.detach(),
+            triangles,
+            neighbours,
+            (batch_size, height, width, num_vertices),
         )
-        other_corners = flat_screen.detach().index_select(0, other_vertex.view(-1)).view(-1, 3, 3)
-        other_orientation = signed_double_area(other_corners).sign()
-        silhouette = (other < 0) | (other_orientation != orientation.squeeze(1))
-        keep = ((t <= 1.0) & silhouette).nonzero().squeeze(1)
+        batch = near.div(height * width, rounding_mode="floor")
+        ends = torch.stack([(edge + 1) % 3, (edge + 2) % 3], 1)
+        vertex = triangles.view(-1).index_select(0, (face[:, None] * 3 + ends).view(-1))
+        vertex = vertex.view(-1, 2) + (batch * num_vertices)[:, None]
+        segment = flat_screen.detach().index_select(0, vertex.view(-1)).view(-1, 2, 3)
+        delta = segment[:, 1] - segment[:, 0]
+        # Each edge is handled by the pairs across it in one direction only (horizontal
+        # pairs for steep edges, vertical pairs for flat ones), so no pixel's coverage is
+        # corrected twice and the blend equals the pixel area cut off by a straight edge.
+        steep = delta[:, 1].abs() >= delta[:, 0].abs()
+        keep = (found & (steep == is_horizontal)).nonzero().squeeze(1)
+        near, far, vertex = near[keep], far[keep], vertex[keep]
 
-    t = t.index_select(0, keep).clamp(0.0, 1.0)[:, None]
-    near, far = near.index_select(0, keep), far.index_select(0, keep)
+    # Crossing point t of the segment near -> far with the silhouette edge (a, b), from the
+    # edge function e(p) = (a - p) x (b - p), linear along the segment; differentiable.
+    a, b = flat_screen.index_select(0, vertex.view(-1)).view(-1, 2, 3).unbind(1)
+    dtype = a.dtype
+    near_x, near_y = (near % width).to(dtype), (near.div(width, rounding_mode="floor") % height)
+    far_x, far_y = (far % width).to(dtype), (far.div(width, rounding_mode="floor") % height)
+    near_y, far_y = near_y.to(dtype), far_y.to(dtype)
+    e_near = (a[:, 0] - near_x) * (b[:, 1] - near_y) - (b[:, 0] - near_x) * (a[:, 1] - near_y)
+    e_far = (a[:, 0] - far_x) * (b[:, 1] - far_y) - (b[:, 0] - far_x) * (a[:, 1] - far_y)
+    t = (e_near / (e_near - e_far)).clamp(0.0, 1.0)[:, None]
+
     flat_color = color.reshape(-1, channels)
     near_color, far_color = flat_color.index_select(0, near), flat_color.index_select(0, far)
     # Footprints: near pixel [-0.5, 0.5], far pixel [0.5, 1.5]; the occluder covers [.., t].
@@ -119,3 +126,69 @@ def antialias(
     far_delta = (t - 0.5).clamp(min=0.0) * (near_color - far_color)
     out = flat_color.index_add(0, near, near_delta).index_add(0, far, far_delta)
     return out.view(batch_size, height, width, channels)
+
+
+def _find_silhouette_crossings(
+    near: torch.Tensor,
+    far: torch.Tensor,
+    face: torch.Tensor,
+    flat_screen: torch.Tensor,
+    triangles: torch.Tensor,
+    neighbours: torch.Tensor,
+    sizes: tuple[int, int, int, int],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Walk the mesh from each near pixel centre towards its far neighbour's centre.
+
+    Starting in the near pixel's triangle, step across the edge through which the segment
+    leaves the current triangle until that edge is a silhouette edge (found) or the segment
+    ends inside a triangle (none). The walk makes this work for sub-pixel triangles, where
+    the pixel's own triangle rarely touches the silhouette. Vectorised over pairs, at most
+    _MAX_WALK steps. Returns face (K,), edge (K,) (0..2, opposite corner) and found (K,) bool.
+    """
+    batch_size, height, width, num_vertices = sizes
+    batch = near.div(height * width, rounding_mode="floor")
+    points = []
+    for pixel in (near, far):
+        points.append(
+            (
+                (pixel % width).to(flat_screen.dtype),
+                (pixel.div(width, rounding_mode="floor") % height).to(flat_screen.dtype),
+            )
+        )
+    all_corners = flat_screen.index_select(
+        0,
+        (
+            triangles.reshape(1, -1)
+            + (torch.arange(batch_size, device=near.device) * num_vertices)[:, None]
+        ).reshape(-1),
+    ).view(-1, 3, 3)
+    orientation = signed_double_area(all_corners).sign()  # (B*F,)
+    num_faces = triangles.shape[0]
+    edge = torch.zeros_like(face)
+    found = torch.zeros_like(face, dtype=torch.bool)
+    active = torch.arange(face.numel(), device=face.device)
+    for _ in range(_MAX_WALK):
+        if active.numel() == 0:
+            break
+        current = face.index_select(0, active)
+        slot = batch.index_select(0, active) * num_faces + current
+        corners = all_corners.index_select(0, slot)
+        sign = orientation.index_select(0, slot)[:, None]
+        e_near = edge_functions(corners, points[0][0][active], points[0][1][active]) * sign
+        e_far = edge_functions(corners, points[1][0][active], points[1][1][active]) * sign
+        exits = e_far < e_near
+        crossing = torch.where(
+            exits, e_near / torch.where(exits, e_near - e_far, 1.0), torch.full_like(e_near, 2.0)
+        )
+        t, exit_edge = crossing.min(-1)
+        other = neighbours.view(-1).index_select(0, current * 3 + exit_edge)
+        other_slot = batch.index_select(0, active) * num_faces + other.clamp(min=0)
+        silhouette = (other < 0) | (orientation.index_select(0, other_slot) != sign[:, 0])
+        inside = t <= 1.0
+        done = inside & silhouette
+        edge[active] = exit_edge
+        found[active] = done
+        moving = inside & ~silhouette
+        face[active[moving]] = other[moving]
+        active = active[moving]
+    return face, edge, found
