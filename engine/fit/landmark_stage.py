@@ -111,6 +111,7 @@ def fit_landmarks(
     steps: int,
     expression_mask: Tensor,
     landmark_sigma: float = 0.03,
+    identity_sigma: float = 1.0,
     expression_sigma: float = 0.5,
     focal_sigma: float = 0.3,
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
@@ -118,10 +119,12 @@ def fit_landmarks(
     """Fit pose, focal, identity and expression to `landmarks` (N, 68, 2), in place.
 
     A maximum a posteriori fit: landmark noise `landmark_sigma` (fraction of the
-    inter-ocular distance), identity ~ N(0, 1), expression ~ N(0, expression_sigma) held in
-    [0, 1], log focal ~ N(start, focal_sigma). L-BFGS, first on pose alone so the codes do
-    not absorb a wrong pose, then on everything. The camera is optimised as rotation,
-    log depth, image-plane offset / depth and log focal, which are of similar scale.
+    inter-ocular distance), identity ~ N(0, identity_sigma), expression ~ N(0,
+    expression_sigma) held in [0, 1], log focal ~ N(start, focal_sigma). Adam, first on
+    pose alone so the codes do not absorb a wrong pose, then on everything (L-BFGS was
+    tried and stalls: jaw points switching vertex make the objective jump and end its
+    line searches early). The camera is optimised as rotation, log depth, image-plane
+    offset / depth and log focal, which are of similar scale.
     expression_mask: (E,) 1 for expressions that may move, 0 for those held at 0.
     Returns the final loss terms.
     """
@@ -139,53 +142,52 @@ def fit_landmarks(
     identity = state.identity.clone().requires_grad_(True)
     rotation = state.rotation.clone().requires_grad_(True)
     log_focal = state.log_focal.clone().requires_grad_(True)
-    num_views = landmarks.shape[0]
-    terms: dict[str, float] = {}
-    evaluations = 0
+    scale = inter_ocular(landmarks)[:, None]
+    count = 68 * landmarks.shape[0]
 
-    def objective() -> Tensor:
-        nonlocal terms, evaluations
+    def objective() -> dict[str, Tensor]:
         depth = log_depth.exp()[:, None]
         state.translation = torch.cat([offset * depth, depth], dim=1)
         state.rotation, state.log_focal, state.identity = rotation, log_focal, identity
         state.expression = expression @ selector
         projected = project_landmarks(model, state, contour, subset)
-        scale = inter_ocular(landmarks)[:, None]
         residual = ((projected - landmarks) ** 2).sum(-1) / scale**2 * weights
-        data = residual.sum() / landmark_sigma**2
-        prior = (identity**2).sum() + (expression**2).sum() / expression_sigma**2 \
-            + ((log_focal - log_focal0) ** 2).sum() / focal_sigma**2
-        bounds = 1e3 * ((-expression).clamp(min=0) ** 2 + (expression - 1).clamp(min=0) ** 2).sum()
-        loss = (data + prior + bounds) / (68 * num_views)
-        terms = {"total": loss.item(), "landmark": data.item() / (68 * num_views),
-                 "prior": prior.item() / (68 * num_views)}
-        evaluations += 1
-        if on_step is not None:
-            on_step(min(evaluations, steps), steps, terms)
-        return loss
+        data = residual.sum() / landmark_sigma**2 / count
+        prior = ((identity**2).sum() / identity_sigma**2
+                 + (expression**2).sum() / expression_sigma**2
+                 + ((log_focal - log_focal0) ** 2).sum() / focal_sigma**2) / count
+        return {"total": data + prior, "landmark": data, "prior": prior}
 
-    def run(params: list[Tensor], budget: int) -> None:
-        optimiser = torch.optim.LBFGS(params, lr=1.0, max_iter=budget, max_eval=budget,
-                                      history_size=20, line_search_fn="strong_wolfe",
-                                      tolerance_grad=1e-9, tolerance_change=1e-12)
-
-        def closure() -> Tensor:
+    rigid_steps = max(steps // 5, 10)
+    phases = (
+        ([(rotation, 0.02), (offset, 0.01), (log_depth, 0.02), (log_focal, 0.01)], rigid_steps),
+        ([(rotation, 0.01), (offset, 0.005), (log_depth, 0.01), (log_focal, 0.005),
+          (identity, 0.05), (expression, 0.02)], steps - rigid_steps),
+    )
+    terms: dict[str, float] = {}
+    done = 0
+    for groups, count_steps in phases:
+        optimiser = torch.optim.Adam([{"params": [t], "lr": lr} for t, lr in groups])
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, count_steps,
+                                                              eta_min=1e-4)
+        for _ in range(count_steps):
             optimiser.zero_grad()
-            loss = objective()
-            loss.backward()
-            return loss
-
-        optimiser.step(closure)
-
-    rigid = [rotation, offset, log_depth, log_focal]
-    run(rigid, max(steps // 4, 10))
-    run(rigid + [identity, expression], steps - max(steps // 4, 10))
+            losses = objective()
+            losses["total"].backward()
+            optimiser.step()
+            schedule.step()
+            with torch.no_grad():
+                expression.clamp_(0.0, 1.0)
+            done += 1
+            terms = {k: v.item() for k, v in losses.items()}
+            if on_step is not None:
+                on_step(done, steps, terms)
     with torch.no_grad():
         depth = log_depth.exp()[:, None]
         state.translation = torch.cat([offset * depth, depth], dim=1).detach()
         state.rotation, state.log_focal = rotation.detach(), log_focal.detach()
         state.identity = identity.detach()
-        state.expression = expression.detach().clamp(0, 1) @ selector
+        state.expression = expression.detach() @ selector
     return terms
 
 

@@ -20,7 +20,7 @@ class Preset:
     landmark_steps: int
     photo_steps: int
     w_pixel: float = 1.0
-    w_landmark: float = 1.0
+    w_landmark: float = 3.0
     w_identity: float = 0.5
     w_identity_random: float = 0.25
     w_content: float = 0.5

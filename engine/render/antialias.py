@@ -18,12 +18,14 @@ is the pixel area a straight edge cuts off. Everything is vectorised over pairs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from engine.render.rasterize import Fragments, edge_functions, signed_double_area
 
 # Most triangles a pixel-to-pixel segment is followed through when looking for a silhouette.
-_MAX_WALK = 8
+_MAX_WALK = 6
 
 
 def triangle_neighbours(triangles: torch.Tensor) -> torch.Tensor:
@@ -65,36 +67,11 @@ def antialias(
         neighbours = triangle_neighbours(triangles)
     batch_size, height, width, channels = color.shape
     num_vertices = screen_vertices.shape[1]
-    ids = fragments.triangle_id
-    tid = ids.reshape(-1)
-    depth = fragments.depth.detach().reshape(-1)
-    pixel = torch.arange(tid.numel(), device=tid.device).view_as(ids)
-    first = torch.cat(
-        [
-            pixel[:, :, :-1][ids[:, :, :-1] != ids[:, :, 1:]],
-            pixel[:, :-1, :][ids[:, :-1, :] != ids[:, 1:, :]],
-        ]
-    )
-    num_horizontal = first.numel() - int((ids[:, :-1, :] != ids[:, 1:, :]).sum())
-    is_horizontal = torch.arange(first.numel(), device=first.device) < num_horizontal
-    second = first + torch.where(is_horizontal, 1, width)
     flat_screen = screen_vertices.reshape(batch_size * num_vertices, 3)
     with torch.no_grad():
-        t_first, t_second = tid.index_select(0, first), tid.index_select(0, second)
-        first_occludes = (t_second < 0) | (
-            (t_first >= 0) & (depth.index_select(0, first) <= depth.index_select(0, second))
-        )
-        near = torch.where(first_occludes, first, second)
-        far = torch.where(first_occludes, second, first)
-        face, edge, found = _find_silhouette_crossings(
-            near,
-            far,
-            tid.index_select(0, near),
-            flat_screen.detach(),
-            triangles,
-            neighbours,
-            (batch_size, height, width, num_vertices),
-        )
+        mesh = _ScreenMesh.build(flat_screen.detach(), triangles, neighbours, batch_size)
+        near, far, is_horizontal, start_face = _candidate_pairs(fragments, mesh)
+        face, edge, found = _walk_to_silhouette(near, far, start_face, mesh, height, width)
         batch = near.div(height * width, rounding_mode="floor")
         ends = torch.stack([(edge + 1) % 3, (edge + 2) % 3], 1)
         vertex = triangles.view(-1).index_select(0, (face[:, None] * 3 + ends).view(-1))
@@ -111,10 +88,10 @@ def antialias(
     # Crossing point t of the segment near -> far with the silhouette edge (a, b), from the
     # edge function e(p) = (a - p) x (b - p), linear along the segment; differentiable.
     a, b = flat_screen.index_select(0, vertex.view(-1)).view(-1, 2, 3).unbind(1)
-    dtype = a.dtype
-    near_x, near_y = (near % width).to(dtype), (near.div(width, rounding_mode="floor") % height)
-    far_x, far_y = (far % width).to(dtype), (far.div(width, rounding_mode="floor") % height)
-    near_y, far_y = near_y.to(dtype), far_y.to(dtype)
+    (near_x, near_y), (far_x, far_y) = (
+        _centres(near, width, height, a.dtype),
+        _centres(far, width, height, a.dtype),
+    )
     e_near = (a[:, 0] - near_x) * (b[:, 1] - near_y) - (b[:, 0] - near_x) * (a[:, 1] - near_y)
     e_far = (a[:, 0] - far_x) * (b[:, 1] - far_y) - (b[:, 0] - far_x) * (a[:, 1] - far_y)
     t = (e_near / (e_near - e_far)).clamp(0.0, 1.0)[:, None]
@@ -128,42 +105,97 @@ def antialias(
     return out.view(batch_size, height, width, channels)
 
 
-def _find_silhouette_crossings(
+def _centres(pixel: torch.Tensor, width: int, height: int, dtype: torch.dtype):
+    """Flat pixel indices (K,) -> pixel centre coordinates x, y (K,) each."""
+    x = (pixel % width).to(dtype)
+    y = (pixel.div(width, rounding_mode="floor") % height).to(dtype)
+    return x, y
+
+
+@dataclass
+class _ScreenMesh:
+    """Per-batch screen-space facts the silhouette search needs (no autograd).
+
+    corners: (B*F, 3, 3) screen corners; orientation: (B*F,) sign of the screen area;
+    near_silhouette: (B*F,) bool, within _MAX_WALK - 1 neighbour steps of a triangle that
+    has a silhouette edge; neighbours: (F, 3); num_faces: F.
+    """
+
+    corners: torch.Tensor
+    orientation: torch.Tensor
+    near_silhouette: torch.Tensor
+    neighbours: torch.Tensor
+    num_faces: int
+
+    @staticmethod
+    def build(
+        flat_screen: torch.Tensor, triangles: torch.Tensor, neighbours: torch.Tensor, batch: int
+    ) -> _ScreenMesh:
+        num_faces = triangles.shape[0]
+        num_vertices = flat_screen.shape[0] // batch
+        offsets = torch.arange(batch, device=triangles.device)[:, None] * num_vertices
+        corners = flat_screen.index_select(0, (triangles.reshape(1, -1) + offsets).view(-1))
+        corners = corners.view(-1, 3, 3)
+        orientation = signed_double_area(corners).sign()
+        face_offsets = torch.arange(batch, device=triangles.device)[:, None, None] * num_faces
+        across = (neighbours.clamp(min=0)[None] + face_offsets).view(-1, 3)  # (B*F, 3)
+        boundary = (neighbours < 0).expand(batch, -1, -1).reshape(-1, 3)
+        flips = orientation.index_select(0, across.view(-1)).view(-1, 3) != orientation[:, None]
+        flag = (boundary | flips).any(-1)
+        for _ in range(_MAX_WALK - 1):
+            flag = flag | flag.index_select(0, across.view(-1)).view(-1, 3).any(-1)
+        return _ScreenMesh(corners, orientation, flag, neighbours, num_faces)
+
+
+def _candidate_pairs(fragments: Fragments, mesh: _ScreenMesh) -> tuple[torch.Tensor, ...]:
+    """Adjacent pixel pairs that see different triangles, as (near, far) flat pixel indices
+    ordered so the near one's triangle is the possible occluder (background never is), kept
+    only where that triangle is close enough to a silhouette for the walk to reach it.
+    Returns near (K,), far (K,), is_horizontal (K,) bool and the near pixels' triangles (K,).
+    """
+    ids = fragments.triangle_id
+    batch_size, height, width = ids.shape
+    tid = ids.reshape(-1)
+    depth = fragments.depth.detach().reshape(-1)
+    pixel = torch.arange(tid.numel(), device=tid.device).view_as(ids)
+    horizontal = pixel[:, :, :-1][ids[:, :, :-1] != ids[:, :, 1:]]
+    vertical = pixel[:, :-1, :][ids[:, :-1, :] != ids[:, 1:, :]]
+    first = torch.cat([horizontal, vertical])
+    is_horizontal = torch.arange(first.numel(), device=first.device) < horizontal.numel()
+    second = first + torch.where(is_horizontal, 1, width)
+    t_first, t_second = tid.index_select(0, first), tid.index_select(0, second)
+    first_occludes = (t_second < 0) | (
+        (t_first >= 0) & (depth.index_select(0, first) <= depth.index_select(0, second))
+    )
+    near = torch.where(first_occludes, first, second)
+    far = torch.where(first_occludes, second, first)
+    face = tid.index_select(0, near)
+    slot = near.div(height * width, rounding_mode="floor") * mesh.num_faces + face
+    keep = mesh.near_silhouette.index_select(0, slot).nonzero().squeeze(1)
+    return near[keep], far[keep], is_horizontal[keep], face[keep]
+
+
+def _walk_to_silhouette(
     near: torch.Tensor,
     far: torch.Tensor,
-    face: torch.Tensor,
-    flat_screen: torch.Tensor,
-    triangles: torch.Tensor,
-    neighbours: torch.Tensor,
-    sizes: tuple[int, int, int, int],
+    start_face: torch.Tensor,
+    mesh: _ScreenMesh,
+    height: int,
+    width: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Walk the mesh from each near pixel centre towards its far neighbour's centre.
 
-    Starting in the near pixel's triangle, step across the edge through which the segment
+    From the near pixel's triangle `start_face`, step across the edge through which the segment
     leaves the current triangle until that edge is a silhouette edge (found) or the segment
     ends inside a triangle (none). The walk makes this work for sub-pixel triangles, where
     the pixel's own triangle rarely touches the silhouette. Vectorised over pairs, at most
     _MAX_WALK steps. Returns face (K,), edge (K,) (0..2, opposite corner) and found (K,) bool.
     """
-    batch_size, height, width, num_vertices = sizes
-    batch = near.div(height * width, rounding_mode="floor")
-    points = []
-    for pixel in (near, far):
-        points.append(
-            (
-                (pixel % width).to(flat_screen.dtype),
-                (pixel.div(width, rounding_mode="floor") % height).to(flat_screen.dtype),
-            )
-        )
-    all_corners = flat_screen.index_select(
-        0,
-        (
-            triangles.reshape(1, -1)
-            + (torch.arange(batch_size, device=near.device) * num_vertices)[:, None]
-        ).reshape(-1),
-    ).view(-1, 3, 3)
-    orientation = signed_double_area(all_corners).sign()  # (B*F,)
-    num_faces = triangles.shape[0]
+    dtype = mesh.corners.dtype
+    near_x, near_y = _centres(near, width, height, dtype)
+    far_x, far_y = _centres(far, width, height, dtype)
+    batch_slot = near.div(height * width, rounding_mode="floor") * mesh.num_faces
+    face = start_face.clone()
     edge = torch.zeros_like(face)
     found = torch.zeros_like(face, dtype=torch.bool)
     active = torch.arange(face.numel(), device=face.device)
@@ -171,23 +203,22 @@ def _find_silhouette_crossings(
         if active.numel() == 0:
             break
         current = face.index_select(0, active)
-        slot = batch.index_select(0, active) * num_faces + current
-        corners = all_corners.index_select(0, slot)
-        sign = orientation.index_select(0, slot)[:, None]
-        e_near = edge_functions(corners, points[0][0][active], points[0][1][active]) * sign
-        e_far = edge_functions(corners, points[1][0][active], points[1][1][active]) * sign
+        slot = batch_slot.index_select(0, active) + current
+        corners = mesh.corners.index_select(0, slot)
+        sign = mesh.orientation.index_select(0, slot)[:, None]
+        e_near = edge_functions(corners, near_x[active], near_y[active]) * sign
+        e_far = edge_functions(corners, far_x[active], far_y[active]) * sign
         exits = e_far < e_near
         crossing = torch.where(
             exits, e_near / torch.where(exits, e_near - e_far, 1.0), torch.full_like(e_near, 2.0)
         )
         t, exit_edge = crossing.min(-1)
-        other = neighbours.view(-1).index_select(0, current * 3 + exit_edge)
-        other_slot = batch.index_select(0, active) * num_faces + other.clamp(min=0)
-        silhouette = (other < 0) | (orientation.index_select(0, other_slot) != sign[:, 0])
+        other = mesh.neighbours.view(-1).index_select(0, current * 3 + exit_edge)
+        other_slot = batch_slot.index_select(0, active) + other.clamp(min=0)
+        silhouette = (other < 0) | (mesh.orientation.index_select(0, other_slot) != sign[:, 0])
         inside = t <= 1.0
-        done = inside & silhouette
         edge[active] = exit_edge
-        found[active] = done
+        found[active] = inside & silhouette
         moving = inside & ~silhouette
         face[active[moving]] = other[moving]
         active = active[moving]

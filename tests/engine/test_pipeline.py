@@ -1,0 +1,68 @@
+"""The engine's main job on a real photo: result folder contents, camera and metrics."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+
+
+def _project(camera: dict, points: np.ndarray) -> np.ndarray:
+    """DESIGN.md's camera convention: x = R X + t, u = fx x / z + cx, v = fy y / z + cy."""
+    cam = points @ np.array(camera["rotation"]).T + np.array(camera["translation"])
+    return cam[:, :2] / cam[:, 2:] * np.array(camera["focal"]) + np.array(camera["principal_point"])
+
+
+def test_astronaut_result_folder(astronaut_result):
+    info = json.loads((astronaut_result / "result.json").read_text())
+    assert info["schema"] == "ganfit-result/1" and info["units"] == "cm"
+    assert info["up_axis"] == "Y" and info["quality"] == "preview"
+    for key in ("identity_network", "texture_model"):
+        assert key in info
+    for metrics in [info["metrics"]] + [v["metrics"] for v in info["views"]]:
+        assert set(metrics) == {"landmark_error_px", "identity_cosine", "photometric_l1"}
+    view = info["views"][0]
+    assert view["size"] == [512, 512]
+    mesh = np.load(astronaut_result / "mesh.npz")
+    names = [str(n) for n in mesh["expression_names"]]
+    assert names == info["expression_names"] == list(view["expression_weights"])
+    assert mesh["vertices"].shape == (26719, 3)
+    assert mesh["expression_deltas"].shape == (len(names), 26719, 3)
+    assert mesh["polygon_vertices"].shape[0] == mesh["polygon_sizes"].sum() == \
+        mesh["loop_uvs"].shape[0]
+    texture = np.asarray(Image.open(astronaut_result / "texture.png"))
+    seen = np.asarray(Image.open(astronaut_result / "texture_mask.png"))
+    assert texture.shape[2] == 3 and texture.shape[:2] == seen.shape
+    assert 0.05 < (seen > 0).mean() < 0.6  # the face is seen, the back of the head is not
+    assert Image.open(astronaut_result / "preview.png").size[1] == 512
+
+
+def test_astronaut_landmarks_reproject_within_4_percent(astronaut_result):
+    """The fitted face, posed by result.json's camera and expression weights, lands on the
+    detected landmarks (inner 51 points; the jaw slides along the silhouette)."""
+    info = json.loads((astronaut_result / "result.json").read_text())
+    view = info["views"][0]
+    mesh = np.load(astronaut_result / "mesh.npz")
+    weights = np.array(list(view["expression_weights"].values()))
+    posed = mesh["vertices"] + np.tensordot(weights, mesh["expression_deltas"], axes=1)
+    projected = _project(view["camera"], posed[mesh["landmark_vertices"]])
+    detected = np.array(view["landmarks"])
+    iod = np.linalg.norm(detected[36:42].mean(0) - detected[42:48].mean(0))
+    error = np.linalg.norm(projected - detected, axis=1)
+    print(f"inner landmark error {error[17:].mean() / iod:.2%} of the eye distance; "
+          f"reported {view['metrics']['landmark_error_px']:.2f} px")
+    assert error[17:].mean() < 0.04 * iod
+    assert view["metrics"]["landmark_error_px"] < 0.04 * iod
+
+
+def test_astronaut_progress_stream(astronaut_result):
+    lines = (astronaut_result.parent / "astronaut.progress.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    stages = [e["name"] for e in events if e["event"] == "stage"]
+    assert stages == ["detect", "landmark_fit", "full_fit", "texture", "write"]
+    steps = [e for e in events if e["event"] == "progress"]
+    assert steps and all(0 < e["step"] <= e["steps"] and "total" in e["loss"] for e in steps)
+    assert events[-1]["event"] == "done"
+    assert events[-1]["result"].endswith("result.json")
