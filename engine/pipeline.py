@@ -22,7 +22,7 @@ from engine.imageio import Photo, load_photo, to_original, working_image
 from engine.landmarks import get_detector, select_face
 from engine.progress import Progress
 from engine.result import ResultMesh, check_destination, write_result
-from engine.texture.bake import atlas_uvs, bake_albedo
+from engine.texture.atlas import atlas_uvs, bake_albedo
 
 # The 53 ARKit-style shapes are fitted except gaze (eyeLook*: 68 landmarks say nothing
 # about where the eyes look); PupilDilate and cheekRaiser stay at 0.
@@ -95,26 +95,38 @@ def _mean_face_colour(photo: torch.Tensor, landmarks: torch.Tensor) -> torch.Ten
     return patch.median(dim=1).values
 
 
+class StageClock:
+    """Seconds spent per stage, for result.json's timings."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = round(now - self._last, 3)
+        self._last = now
+
+
 def reconstruct(images: list[Path], out: Path, options: ReconstructOptions,
                 progress: Progress, log: Callable[[str], None]) -> Path:
     """Run every stage and write the result folder; returns its result.json path."""
     check_destination(out, options.force)
     preset = get_preset(options.quality)
     device = resolve_device(options.device)
-    torch.manual_seed(options.seed)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = round(now - clock, 3)
-        clock = now
-
+    clock = StageClock()
     progress.stage("detect")
     model = load_face_model(device)
     views = detect_views(images, preset, options.landmarks, log)
-    lap("detect")
+    clock.lap("detect")
+    return fit_views(model, views, out, options, preset, device, progress, log, clock)
+
+
+def fit_views(model: FaceModel, views: list[View], out: Path, options: ReconstructOptions,
+              preset: Preset, device: torch.device, progress: Progress,
+              log: Callable[[str], None], clock: StageClock) -> Path:
+    """Every stage after detection: fit, bake the texture, write the result folder."""
+    torch.manual_seed(options.seed)
 
     def step_reporter(stage: str, every: int) -> Callable[[int, int, dict[str, float]], None]:
         def report(step: int, steps: int, terms: dict[str, float]) -> None:
@@ -131,7 +143,7 @@ def reconstruct(images: list[Path], out: Path, options: ReconstructOptions,
                              device=device)
     fit_landmarks(model, landmarks, state, preset.landmark_steps, fitted,
                   on_step=step_reporter("landmark_fit", 10))
-    lap("landmark_fit")
+    clock.lap("landmark_fit")
 
     progress.stage("full_fit")
     crops = [face_crop(v.landmarks, preset.render_size) for v in views]
@@ -144,11 +156,11 @@ def reconstruct(images: list[Path], out: Path, options: ReconstructOptions,
                                                             preset, device, log)
     fit_photometric(renderer, targets, state, texture, preset, fitted, extra,
                     on_step=step_reporter("full_fit", 5))
-    lap("full_fit")
+    clock.lap("full_fit")
 
     progress.stage("texture")
     albedo, seen = _texture(model, views, state, preset, device)
-    lap("texture")
+    clock.lap("texture")
 
     progress.stage("write")
     with torch.no_grad():
@@ -158,13 +170,12 @@ def reconstruct(images: list[Path], out: Path, options: ReconstructOptions,
         cosines = identity_score(rendered) if identity_score else [None] * n
     errors = reprojection_error_px(model, state, landmarks)
     preview = _preview(renderer, state, albedo, views, device)
-    info = _result_info(model, views, state, options, preset, device, timings, errors, pixel_l1,
-                        cosines, identity_name)
+    info = _result_info(model, views, state, options, preset, device, clock.timings, errors,
+                        pixel_l1, cosines, identity_name)
     mesh = _result_mesh(model, state)
     texture_png = (albedo.clamp(0, 1) * 255).round().byte().permute(1, 2, 0)
     path = write_result(out, options.force, info, mesh, texture_png.cpu().numpy(),
                         seen.cpu().numpy(), preview)
-    lap("write")
     return path
 
 
@@ -277,6 +288,8 @@ def _result_info(model: FaceModel, views: list[View], state: FitState,
         "texture_source": "photo unwrap",
         "seed": options.seed,
         "timings": timings,
+        "peak_cuda_memory_mb": (torch.cuda.max_memory_allocated() / 2**20
+                                if device.type == "cuda" else None),
         "views": entries,
         "metrics": summary,
     }

@@ -49,10 +49,10 @@ def initial_pose(model: FaceModel, landmarks: Tensor, state: FitState) -> None:
     nearest rotation to A's rows (their mean norm is the scale f / z), and places the
     face at depth z = f / scale.
     """
-    points = model.neutral[model.landmark_vertices].double()  # (68, 3)
+    points = model.neutral[model.landmark_vertices].double().cpu()  # (68, 3), tiny: CPU
     centred_pts = points - points.mean(0)
     for view in range(landmarks.shape[0]):
-        lm = landmarks[view].double()
+        lm = landmarks[view].double().cpu()
         design = torch.cat([centred_pts, torch.ones(68, 1, dtype=torch.float64)], 1)
         solution = torch.linalg.lstsq(design, lm).solution  # (4, 2)
         affine = solution[:3].T  # (2, 3)
@@ -63,9 +63,9 @@ def initial_pose(model: FaceModel, landmarks: Tensor, state: FitState) -> None:
         rotation = u @ vt
         if torch.det(rotation) < 0:
             rotation = u @ torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=u.dtype)) @ vt
-        focal = state.log_focal[view].exp().double()
+        focal = state.log_focal[view].exp().double().cpu()
         depth = focal / scale
-        centre_px = solution[3] - state.principal_point[view].double()
+        centre_px = solution[3] - state.principal_point[view].double().cpu()
         # the landmark centroid sits at camera (centre_px * z / f, z); remove R * mean
         t = torch.cat([centre_px * depth / focal, depth[None]]) - rotation @ points.mean(0)
         state.rotation[view] = matrix_to_axis_angle(rotation).float()

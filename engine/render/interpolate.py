@@ -7,7 +7,9 @@ import torch
 from engine.render.rasterize import Fragments
 
 
-def _blend(flat_values: torch.Tensor, corner_index: torch.Tensor, fragments: Fragments):
+def _blend(
+    flat_values: torch.Tensor, corner_index: torch.Tensor, fragments: Fragments
+) -> torch.Tensor:
     """Barycentric blend of rows of flat_values (N, C) picked by corner_index (B, H, W, 3).
 
     Returns (B, H, W, C), 0 on background (whose barycentrics are 0). Uses one

@@ -30,11 +30,11 @@ _MIN_SHADING = 0.05
 
 
 def _texel_fragments(
-    triangle_uvs: torch.Tensor, texture_size: int
+    triangle_uvs: torch.Tensor, texture_size: tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Covered texels of the UV layout: flat texel index (M,), face (M,), barycentrics (M, 3)."""
-    screen, uv_triangles = uv_screen_vertices(triangle_uvs, (texture_size, texture_size))
-    fragments = rasterize(screen, uv_triangles, (texture_size, texture_size))
+    screen, uv_triangles = uv_screen_vertices(triangle_uvs, texture_size)
+    fragments = rasterize(screen, uv_triangles, texture_size)
     face = fragments.triangle_id.reshape(-1)
     texel = (face >= 0).nonzero().squeeze(1)
     return texel, face[texel], fragments.barycentrics.reshape(-1, 3)[texel]
@@ -133,7 +133,7 @@ def unwrap_texture(
     cameras: PinholeCamera,
     triangles: torch.Tensor,
     triangle_uvs: torch.Tensor,
-    texture_size: int,
+    texture_size: int | tuple[int, int],
     sh_coefficients: torch.Tensor | None = None,
     mirror_vertices: torch.Tensor | None = None,
     min_cosine: float = 0.2,
@@ -144,16 +144,18 @@ def unwrap_texture(
     photos: (N, 3, H, W) in [0, 1]. vertices_cam: (N, V, 3) camera-space vertices per view.
     cameras: N cameras (only the intrinsics are used: vertices are already in camera space).
     triangles: (F, 3) long, the part of the mesh to bake (it also occludes).
-    triangle_uvs: (F, 3, 2) OBJ-convention UVs. texture_size: T.
+    triangle_uvs: (F, 3, 2) OBJ-convention UVs. texture_size: T, or (Ht, Wt).
     sh_coefficients: (N, 9, 3) fitted light per view (camera-space normals), or None to
         take the photo colours as they are.
     mirror_vertices: (V,) each vertex's left/right mirror on the neutral mesh (see
         `FaceModel.mirror_vertices`), or None for no symmetric completion.
     min_cosine: texels seen more obliquely are ignored (they smear the photo).
     depth_tolerance: relative depth slack of the visibility test.
-    Returns albedo (3, T, T) (every texel filled: seen, mirrored, then push-pull) and mask
-    (1, T, T) float, 1 where a photo saw the texel directly.
+    Returns albedo (3, Ht, Wt) (every texel filled: seen, mirrored, then push-pull) and
+    mask (1, Ht, Wt) float, 1 where a photo saw the texel directly.
     """
+    if isinstance(texture_size, int):
+        texture_size = (texture_size, texture_size)
     views, _, height, width = photos.shape
     texel, face, barycentrics = _texel_fragments(triangle_uvs, texture_size)
     texels = _as_fragments(face, barycentrics, views)
@@ -182,11 +184,11 @@ def unwrap_texture(
         filled = seen | use_mirror
     else:
         filled = seen
-    size = texture_size * texture_size
+    size = texture_size[0] * texture_size[1]
     albedo = photos.new_zeros(size, 3).index_copy(0, texel, colour)
     known = torch.zeros(size, dtype=torch.bool, device=photos.device)
     known[texel[filled]] = True
     mask = photos.new_zeros(size).index_copy(0, texel, seen.to(photos.dtype))
-    albedo = albedo.T.reshape(3, texture_size, texture_size)
-    albedo = push_pull_fill(albedo, known.view(texture_size, texture_size))
-    return albedo, mask.view(1, texture_size, texture_size)
+    albedo = albedo.T.reshape(3, *texture_size)
+    albedo = push_pull_fill(albedo, known.view(texture_size))
+    return albedo, mask.view(1, *texture_size)

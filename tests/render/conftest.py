@@ -1,0 +1,47 @@
+"""Fixtures for the renderer tests: the face model (skipped when not installed) and small
+meshes."""
+
+import pytest
+import torch
+
+from engine.errors import MissingAssetError
+
+
+@pytest.fixture
+def one_thread():
+    """Run single-threaded: on a loaded 2-core machine torch's intra-op threads stall each
+    other (seen: 10x slower); this test's speed is what matters, not its parallelism."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def face_model():
+    """The installed face model on CPU, or a skip saying how to install it."""
+    from engine.facemodel import load_face_model
+
+    try:
+        return load_face_model(device="cpu")
+    except MissingAssetError as error:
+        pytest.skip(f"face model not installed ({error}); run `python -m engine assets fetch`")
+
+
+@pytest.fixture
+def bumpy_grid() -> tuple[torch.Tensor, torch.Tensor]:
+    """A small bumpy float64 height-field mesh facing +Z (model space, cm), for gradients.
+
+    Returns vertices (V, 3) over [-1, 1]^2 with z = a smooth bump, and triangles (F, 3)
+    counter-clockwise seen from +Z.
+    """
+    n = 6
+    axis = torch.linspace(-1.0, 1.0, n, dtype=torch.float64)
+    y, x = torch.meshgrid(axis, axis, indexing="ij")
+    z = 0.4 * torch.exp(-2.0 * (x**2 + y**2)) + 0.05 * x
+    vertices = torch.stack([x, y, z], -1).reshape(-1, 3)
+    index = torch.arange(n * n).view(n, n)
+    a, b = index[:-1, :-1].reshape(-1), index[:-1, 1:].reshape(-1)
+    c, d = index[1:, :-1].reshape(-1), index[1:, 1:].reshape(-1)
+    triangles = torch.cat([torch.stack([a, b, d], 1), torch.stack([a, d, c], 1)])
+    return vertices, triangles
