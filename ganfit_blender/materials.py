@@ -1,0 +1,78 @@
+"""How each material group of the head looks; no bpy.
+
+The result folder names its material groups (the face model's, e.g. M_Face, M_Teeth,
+M_EyeOcclusion) but carries one texture only, the skin's UV albedo. Skin groups get that
+texture; the others get a plain Principled BSDF chosen by name. The eye's helper shells
+(occlusion, blend, tear film) exist for real-time eye shaders and would hide the eyes
+under an opaque material, so they are made transparent. The sclera shell covers the
+dark inner eyeball too; its cornea is made see-through with a generated texture
+(`cornea_texture`), so the iris shows as in the photo.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SKIN_KEYWORDS = ("face", "head", "skin")
+
+
+@dataclass(frozen=True)
+class MaterialStyle:
+    """Principled BSDF inputs: base_color linear RGB, roughness, alpha (1 opaque),
+    whether the base color comes from the skin texture, and whether a see-through
+    cornea is cut out of it (the sclera)."""
+
+    base_color: tuple[float, float, float]
+    roughness: float
+    alpha: float
+    textured: bool
+    cornea: bool = False
+
+
+# (name keywords, lower-case) -> style; first match wins. Colours are plain choices
+# (linear RGB), not measured values.
+_STYLES: tuple[tuple[tuple[str, ...], MaterialStyle], ...] = (
+    (SKIN_KEYWORDS, MaterialStyle((0.6, 0.45, 0.38), 0.5, 1.0, True)),
+    (("occlusion", "blend", "lacrimal", "fluid"),
+     MaterialStyle((1.0, 1.0, 1.0), 0.05, 0.0, False)),
+    (("lash",), MaterialStyle((0.02, 0.015, 0.012), 0.6, 1.0, False)),
+    (("iris",), MaterialStyle((0.09, 0.05, 0.025), 0.15, 1.0, False)),
+    (("sclera",), MaterialStyle((0.8, 0.78, 0.75), 0.1, 1.0, False, cornea=True)),
+    (("teeth", "tooth"), MaterialStyle((0.8, 0.76, 0.66), 0.25, 1.0, False)),
+    (("gum", "tongue", "mouth"), MaterialStyle((0.45, 0.12, 0.12), 0.35, 1.0, False)),
+)
+_DEFAULT = MaterialStyle((0.6, 0.6, 0.6), 0.5, 1.0, False)
+
+
+def material_style(name: str) -> MaterialStyle:
+    """The style for a material group name (case-insensitive keywords)."""
+    lower = name.lower()
+    for keywords, style in _STYLES:
+        if any(k in lower for k in keywords):
+            return style
+    return _DEFAULT
+
+
+def is_skin(name: str) -> bool:
+    """Whether a material group shows the skin texture."""
+    return material_style(name).textured
+
+
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1 sRGB encoding of linear values in [0, 1]."""
+    linear = np.clip(linear, 0.0, 1.0)
+    return np.where(linear <= 0.0031308, 12.92 * linear,
+                    1.055 * np.power(linear, 1 / 2.4) - 0.055)
+
+
+def cornea_texture(color: tuple[float, float, float], radius: float, size: int = 256,
+                   edge: float = 0.15) -> np.ndarray:
+    """(size, size, 4) float32 sRGB + alpha: the sclera colour, transparent inside the
+    UV disc of `radius` around (0.5, 0.5), with a soft edge of edge * radius."""
+    centres = (np.arange(size) + 0.5) / size - 0.5
+    distance = np.hypot(centres[None, :], centres[:, None])
+    alpha = np.clip((distance - radius) / (edge * radius), 0.0, 1.0)
+    rgba = np.empty((size, size, 4), dtype=np.float32)
+    rgba[..., :3] = linear_to_srgb(np.asarray(color, dtype=np.float64))
+    rgba[..., 3] = alpha
+    return rgba
