@@ -35,7 +35,10 @@ _STYLES: tuple[tuple[tuple[str, ...], MaterialStyle], ...] = (
     (SKIN_KEYWORDS, MaterialStyle((0.6, 0.45, 0.38), 0.5, 1.0, True)),
     (("occlusion", "blend", "lacrimal", "fluid"),
      MaterialStyle((1.0, 1.0, 1.0), 0.05, 0.0, False)),
-    (("lash",), MaterialStyle((0.02, 0.015, 0.012), 0.6, 1.0, False)),
+    # The lashes are hair cards meant for an alpha-textured strand image, which the model
+    # does not ship: opaque, they render as black bands around the eyes. Hidden until a
+    # strand texture is generated.
+    (("lash",), MaterialStyle((0.02, 0.015, 0.012), 0.6, 0.0, False)),
     (("iris",), MaterialStyle((0.09, 0.05, 0.025), 0.15, 1.0, False)),
     (("sclera",), MaterialStyle((0.8, 0.78, 0.75), 0.1, 1.0, False, cornea=True)),
     (("teeth", "tooth"), MaterialStyle((0.8, 0.76, 0.66), 0.25, 1.0, False)),
