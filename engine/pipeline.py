@@ -64,9 +64,8 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def detect_views(paths: list[Path], preset: Preset, detector_name: str,
+def detect_views(photos: list[Photo], preset: Preset, detector_name: str,
                  log: Callable[[str], None]) -> list[View]:
-    photos = [load_photo(p) for p in paths]  # all inputs checked before any slow work
     detector = get_detector(detector_name)
     views = []
     try:
@@ -115,9 +114,10 @@ def reconstruct(images: list[Path], out: Path, options: ReconstructOptions,
     preset = get_preset(options.quality)
     device = resolve_device(options.device)
     clock = StageClock()
+    photos = [load_photo(p) for p in images]  # every input checked before any slow work
     progress.stage("detect")
     model = load_face_model(device)
-    views = detect_views(images, preset, options.landmarks, log)
+    views = detect_views(photos, preset, options.landmarks, log)
     clock.lap("detect")
     return fit_views(model, views, out, options, preset, device, progress, log, clock)
 

@@ -53,12 +53,16 @@ def build_identity_terms(
     def extra(rendered: Rendered, state: FitState, albedo: Tensor, step: int) -> dict[str, Tensor]:
         if step % preset.identity_every:
             return {}
-        chips = warp_to_chip(rendered.images, transform, net.input_size)
+        # The free coarse texture would otherwise take the identity terms on itself (paint
+        # a likeness instead of shaping one); with it held fixed here, their gradients
+        # move shape, expression, pose and light only.
+        shape_render = renderer.render(state, albedo.detach(), background=targets.photos)
+        chips = warp_to_chip(shape_render.images, transform, net.input_size)
         identity, content = identity_and_content_loss(net, target, chips)
         losses = {"identity": preset.w_identity * identity.mean(),
                   "content": preset.w_content * content.mean()}
         if preset.w_identity_random > 0:
-            random_view = _random_render(renderer, state, albedo, generator, background)
+            random_view = _random_render(renderer, state, albedo.detach(), generator, background)
             random_chips = warp_to_chip(
                 random_view.images,
                 alignment_transform(random_view.landmarks.detach(), template), net.input_size)

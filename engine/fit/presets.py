@@ -21,9 +21,9 @@ class Preset:
     photo_steps: int
     w_pixel: float = 1.0
     w_landmark: float = 3.0
-    w_identity: float = 0.5
-    w_identity_random: float = 0.25
-    w_content: float = 0.5
+    w_identity: float = 2.0
+    w_identity_random: float = 1.0
+    w_content: float = 1.0
     w_identity_prior: float = 1e-3
     w_expression_prior: float = 1e-3
     w_texture_prior: float = 1e-2
