@@ -112,7 +112,7 @@ def fit_landmarks(
     expression_mask: Tensor,
     landmark_sigma: float = 0.03,
     identity_sigma: float = 1.0,
-    expression_sigma: float = 0.5,
+    expression_sigma: float = 0.2,
     focal_sigma: float = 0.3,
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
 ) -> dict[str, float]:

@@ -25,7 +25,7 @@ class Preset:
     w_identity_random: float = 1.0
     w_content: float = 1.0
     w_identity_prior: float = 1e-3
-    w_expression_prior: float = 1e-3
+    w_expression_prior: float = 0.1
     w_texture_prior: float = 1e-2
     identity_every: int = 1  # evaluate the recognition network every n-th step
 
