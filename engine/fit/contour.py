@@ -42,10 +42,6 @@ class JawContour:
             torch.cat([r, r[:1].expand(width - len(r))]) for r in rows])
         self.outward = torch.sign(model.neutral[landmark_ids, 0])
 
-    def vertex_ids(self) -> Tensor:
-        """All candidate vertex ids (unique), for evaluating only the vertices needed."""
-        return torch.unique(self.candidates)
-
     @torch.no_grad()
     def select(self, points: Tensor, camera: PinholeCamera, landmark_vertices: Tensor) -> Tensor:
         """(N, 68) vertex ids per view with the sliding jaw points on the silhouette.

@@ -31,16 +31,6 @@ def inter_ocular(landmarks: Tensor) -> Tensor:
     return (landmarks[:, 36:42].mean(1) - landmarks[:, 42:48].mean(1)).norm(dim=-1)
 
 
-def landmark_loss(projected: Tensor, landmarks: Tensor, weights: Tensor) -> Tensor:
-    """Weighted mean squared reprojection error in units of the inter-ocular distance.
-
-    projected, landmarks: (N, 68, 2) pixels; weights: (68,). Returns a scalar.
-    """
-    scale = inter_ocular(landmarks)[:, None]
-    err = ((projected - landmarks) ** 2).sum(-1) / scale**2
-    return (err * weights).sum(-1).mean() / weights.sum()
-
-
 @torch.no_grad()
 def initial_pose(model: FaceModel, landmarks: Tensor, state: FitState) -> None:
     """Set rotation and translation of every view from an affine camera fit (in place).

@@ -15,7 +15,12 @@ from torch import Tensor
 from engine.facemodel import FaceModel
 from engine.fit.contour import JawContour
 from engine.fit.crop import FaceCrop
-from engine.fit.landmark_stage import FACE_VERTICES, face_subset, landmark_weights
+from engine.fit.landmark_stage import (
+    FACE_VERTICES,
+    face_subset,
+    inter_ocular,
+    landmark_weights,
+)
 from engine.fit.presets import Preset
 from engine.fit.state import FitState
 from engine.fit.texture_model import TextureModel
@@ -111,7 +116,7 @@ def fit_photometric(
 ) -> dict[str, float]:
     """Fit identity, expression, pose, focal, light and texture to the photos, in place."""
     weights = landmark_weights(targets.landmarks.device)
-    iod = (targets.landmarks[:, 36:42].mean(1) - targets.landmarks[:, 42:48].mean(1)).norm(dim=-1)
+    iod = inter_ocular(targets.landmarks)
     params = {
         "identity": (state.identity, 0.02), "expression": (state.expression, 0.01),
         "rotation": (state.rotation, 2e-3), "translation": (state.translation, 0.05),

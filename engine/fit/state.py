@@ -66,6 +66,3 @@ class FitState:
 
     def tensors(self) -> dict[str, Tensor]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
-
-    def detached(self) -> "FitState":
-        return FitState(**{k: v.detach().clone() for k, v in self.tensors().items()})
