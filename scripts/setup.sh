@@ -24,9 +24,11 @@ stamp=.venv/.requirements.sha256
 want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages (a few minutes the first time)" >&2
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -r requirements.txt
-  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .  # engine importable anywhere
+  # (this machine's pip config lists local indexes that warn for every package they lack)
+  quiet() { "$@" 2> >(grep -v '^WARNING: Location' >&2); }
+  quiet .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  quiet .venv/bin/python -m pip install -q -r requirements.txt
+  quiet .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .  # engine importable anywhere
   echo "$want" > "$stamp"
 fi
 
