@@ -188,12 +188,8 @@ class GANFIT_OT_import_result(bpy.types.Operator, ImportHelper):
 
     filename_ext = ".json"
     filter_glob: StringProperty(default="result.json", options={"HIDDEN"})
-    reference_image: BoolProperty(
-        name="Reference photo", default=True,
-        description="Show the photo behind the head, lined up with the fitted camera")
-    on_existing: EnumProperty(
-        name="Existing head", items=bl_scene.ON_EXISTING, default="REPLACE",
-        description="What to do with a head made earlier from the same photo")
+    reference_image: bl_scene.reference_image_property()
+    on_existing: bl_scene.on_existing_property()
     pack_textures: BoolProperty(
         name="Pack textures", default=False,
         description="Store the texture inside the .blend instead of linking to the folder")

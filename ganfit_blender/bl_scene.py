@@ -37,6 +37,20 @@ ON_EXISTING = (
 )
 
 
+def reference_image_property():
+    """The "Reference photo" option, shared by the panel's settings and the import operator."""
+    return bpy.props.BoolProperty(
+        name="Reference photo", default=True,
+        description="Show the photo behind the head, lined up with the fitted camera")
+
+
+def on_existing_property():
+    """The "Existing head" option, shared by the panel's settings and the import operator."""
+    return bpy.props.EnumProperty(
+        name="Existing head", items=ON_EXISTING, default="REPLACE",
+        description="What to do with a head made earlier from the same photo")
+
+
 def is_head(obj: bpy.types.Object | None) -> bool:
     """Whether an object is a head this add-on built."""
     return obj is not None and obj.type == "MESH" and PROP_SOURCE in obj

@@ -49,12 +49,8 @@ class GanfitSettings(bpy.types.PropertyGroup):
                           description="Speed against detail of the fit")
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto",
                          description="Where the engine computes")
-    reference_image: BoolProperty(
-        name="Reference photo", default=True,
-        description="Show the photo behind the head, lined up with the fitted camera")
-    on_existing: EnumProperty(
-        name="Existing head", items=bl_scene.ON_EXISTING, default="REPLACE",
-        description="What to do with a head made earlier from the same photo")
+    reference_image: bl_scene.reference_image_property()
+    on_existing: bl_scene.on_existing_property()
     export_arkit: BoolProperty(
         name="ARKit names", default=False,
         description="Name morph targets as Apple ARKit's 52 blend shapes")
