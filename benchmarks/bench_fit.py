@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_fit.py --landmarks RESULT.json [--device cuda]
 
 The stages after detection (landmark fit, full fit with the installed identity network,
-texture bake, result writing) on skimage's astronaut photo, with the 68 landmarks taken
+texture bake) on skimage's astronaut photo, with the 68 landmarks taken
 from an earlier result.json (so this runs where no landmark detector is installed, such
 as a GPU machine without MediaPipe). `bench_presets.py` times the whole CLI instead.
 """
@@ -11,7 +11,6 @@ as a GPU machine without MediaPipe). `bench_presets.py` times the whole CLI inst
 import argparse
 import json
 import resource
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,10 +19,12 @@ import skimage.data
 import torch
 
 from engine.facemodel import load_face_model
+from engine.fit.fitter import fit
 from engine.fit.presets import get_preset
 from engine.imageio import Photo, working_image
-from engine.pipeline import ReconstructOptions, StageClock, View, fit_views, resolve_device
+from engine.pipeline import StageClock, resolve_device
 from engine.progress import Progress
+from engine.texture.atlas import bake_albedo
 
 STAGES = ("landmark_fit", "full_fit", "texture")
 
@@ -48,21 +49,22 @@ def main() -> None:
     for name in args.presets:
         preset = get_preset(name)
         work, scale = working_image(photo, preset.work_max_side)
-        view = View(photo, work, scale, (landmarks + 0.5) / scale - 0.5, [])
+        work_landmarks = torch.tensor((landmarks + 0.5) / scale - 0.5, dtype=torch.float32,
+                                      device=device)[None]
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        with tempfile.TemporaryDirectory() as tmp:
-            clock = StageClock()
-            begin = time.perf_counter()
-            result = fit_views(model, [view], Path(tmp) / "out", ReconstructOptions(quality=name),
-                               preset, device, Progress(False), lambda _: None, clock)
-            total = time.perf_counter() - begin
-            info = json.loads(result.read_text())
+        clock = StageClock(Progress(False))
+        begin = time.perf_counter()
+        fitted = fit(model, [work], work_landmarks, preset, on_stage=clock.enter)
+        clock.enter("texture")
+        bake_albedo(model, [work], fitted.state, preset.texture_size)
+        clock.finish()
+        total = time.perf_counter() - begin
         cuda = f"{torch.cuda.max_memory_allocated() / 2**20:.0f}" if device.type == "cuda" \
             else "-"
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"{name:9s}" + "".join(f"{clock.timings[s]:13.2f}" for s in STAGES)
-              + f"{total:9.1f}{rss:13.0f}{cuda:>14s}{str(info['identity_network']):>10s}",
+              + f"{total:9.1f}{rss:13.0f}{cuda:>14s}{str(fitted.identity_network):>10s}",
               flush=True)
 
 

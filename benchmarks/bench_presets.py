@@ -8,7 +8,6 @@ the peak CUDA memory the engine reports on a GPU).
 """
 
 import argparse
-import json
 import resource
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import skimage.data
 from PIL import Image
+
+from engine.result import read_info
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("detect", "landmark_fit", "full_fit", "texture")  # wall adds start-up and writing
@@ -34,8 +35,7 @@ def run(preset: str, device: str, photo: Path, out: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{preset}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    info = json.loads((out / "result.json").read_text())
-    return {"wall": wall, "rss_mb": max(peak, before) / 1024, "info": info}
+    return {"wall": wall, "rss_mb": max(peak, before) / 1024, "info": read_info(out)}
 
 
 def main() -> None:
@@ -51,13 +51,13 @@ def main() -> None:
         for preset in args.presets:
             r = run(preset, args.device, photo, Path(tmp) / preset)
             info = r["info"]
-            cuda = info.get("peak_cuda_memory_mb")
-            print(f"{preset:9s}" + "".join(f"{info['timings'].get(s, 0):13.2f}" for s in STAGES)
+            cuda = info.peak_cuda_memory_mb
+            print(f"{preset:9s}" + "".join(f"{info.timings.get(s, 0):13.2f}" for s in STAGES)
                   + f"{r['wall']:9.1f}{r['rss_mb']:13.0f}"
                   + f"{(f'{cuda:.0f}' if cuda is not None else '-'):>14s}"
-                  + f"{info['metrics']['landmark_error_px']:8.2f}", flush=True)
-        print(f"device: {info['device']}; photo 512x512; identity network: "
-              f"{info['identity_network']}")
+                  + f"{info.metrics.landmark_error_px:8.2f}", flush=True)
+        print(f"device: {info.device}; photo 512x512; identity network: "
+              f"{info.identity_network}")
 
 
 if __name__ == "__main__":

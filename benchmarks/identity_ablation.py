@@ -47,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from engine.facemodel import FaceModel, load_face_model  # noqa: E402
+from engine.facemodel.ict import SKIN_ATLAS_UV_SCALE  # noqa: E402
 from engine.identity import (  # noqa: E402
     IdentityNetwork,
     alignment_transform,
@@ -63,6 +64,7 @@ from engine.render import (  # noqa: E402
     sh_basis,
     uv_screen_vertices,
 )
+from engine.result import read_info, read_result  # noqa: E402
 
 T1_MEMBER = "insightface/data/images/t1.jpg"
 EYE_ALBEDO = (0.45, 0.42, 0.40)  # sclera, iris and pupil averaged
@@ -170,7 +172,7 @@ def skin_colour(model: FaceModel, result: Path) -> torch.Tensor:
     texture = np.asarray(Image.open(result / "texture.png").convert("RGB"), np.float32) / 255
     seen = np.asarray(Image.open(result / "texture_mask.png").convert("L")) > 127
     faces = model.region_triangles("face")
-    uvs = model.triangle_uvs[faces] * model.triangle_uvs.new_tensor([0.5, 1.0])  # skin atlas
+    uvs = model.triangle_uvs[faces] * model.triangle_uvs.new_tensor(SKIN_ATLAS_UV_SCALE)
     screen, tris = uv_screen_vertices(uvs, texture.shape[:2])
     face_texels = rasterize(screen, tris, texture.shape[:2]).mask[0].cpu().numpy()
     return torch.from_numpy(np.median(texture[face_texels & seen], axis=0))
@@ -198,26 +200,21 @@ def view_geometry(result: Path, mean_model: FaceModel | None = None
     """From a result folder: model-space vertices (1, V, 3) of its first view (the fitted
     identity, or the model's mean identity when `mean_model` is given), that view's camera,
     its 68 landmarks (1, 68, 2) in original pixels, and the photo path."""
-    info = json.loads((result / "result.json").read_text())
-    view = info["views"][0]
-    with np.load(result / "mesh.npz") as mesh:
-        names = [str(n) for n in mesh["expression_names"]]
-        weights = torch.tensor([view["expression_weights"][n] for n in names])
-        if mean_model is None:
-            deltas = torch.from_numpy(mesh["expression_deltas"])
-            vertices = torch.from_numpy(mesh["vertices"]) + torch.einsum("e,evc->vc", weights,
-                                                                         deltas)
-            vertices = vertices[None]
-        else:
-            identity = torch.zeros(1, mean_model.num_identity)
-            vertices = mean_model(identity, weights[None])
-    cam = view["camera"]
-    camera = PinholeCamera(torch.tensor(cam["rotation"])[None],
-                           torch.tensor(cam["translation"])[None],
-                           torch.tensor(cam["focal"])[None],
-                           torch.tensor(cam["principal_point"])[None])
-    landmarks = torch.tensor(view["landmarks"], dtype=torch.float32)[None]
-    return vertices.float(), camera, landmarks, Path(view["path"])
+    result_folder = read_result(result)
+    view = result_folder.info.views[0]
+    mesh = result_folder.mesh
+    weights = torch.tensor([view.expression_weights[n] for n in mesh.expression_names])
+    if mean_model is None:
+        deltas = torch.from_numpy(mesh.expression_deltas)
+        vertices = (torch.from_numpy(mesh.vertices)
+                    + torch.einsum("e,evc->vc", weights, deltas))[None]
+    else:
+        vertices = mean_model(torch.zeros(1, mean_model.num_identity), weights[None])
+    cam = view.camera
+    camera = PinholeCamera(torch.tensor(cam.rotation)[None], torch.tensor(cam.translation)[None],
+                           torch.tensor(cam.focal)[None], torch.tensor(cam.principal_point)[None])
+    landmarks = torch.tensor(view.landmarks, dtype=torch.float32)[None]
+    return vertices.float(), camera, landmarks, Path(view.path)
 
 
 def neutral_face(model: FaceModel, result: Path | None) -> torch.Tensor:
@@ -225,8 +222,7 @@ def neutral_face(model: FaceModel, result: Path | None) -> torch.Tensor:
     face = model.region_vertices("face")
     if result is None:
         return model.neutral[face]
-    with np.load(result / "mesh.npz") as mesh:
-        return torch.from_numpy(mesh["vertices"])[face]
+    return torch.from_numpy(read_result(result).mesh.vertices)[face]
 
 
 def shape_change_mm(model: FaceModel, result: Path, reference: Path | None) -> float:
@@ -304,11 +300,10 @@ def ablate(photo: Path, label: str, face: str, args: argparse.Namespace, model: 
         except RuntimeError as error:
             rows.append(Row(label, face, variant, None, None, None, {}, None, None, str(error)))
             continue
-        info = json.loads((out / "result.json").read_text())
-        metrics = info["metrics"]
+        info = read_info(out)
         change = None if off is None or variant == "off" else shape_change_mm(model, out, off)
-        rows.append(Row(label, face, variant, info["identity_network"],
-                        metrics["landmark_error_px"], metrics["identity_cosine"],
+        rows.append(Row(label, face, variant, info.identity_network,
+                        info.metrics.landmark_error_px, info.metrics.identity_cosine,
                         score(nets, model, out), change, seconds))
         if variant == "off":
             off = out

@@ -67,8 +67,9 @@ def load_photo(path: str | Path) -> Photo:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
                 _check_size(im.size, name)
-                if getattr(im, "n_frames", 1) > 1:
-                    notes.append(f"{name}: {im.n_frames} frames; used the first")
+                frames = getattr(im, "n_frames", 1)
+                if frames > 1:
+                    notes.append(f"{name}: {frames} frames; used the first")
                 im.load()
                 stored_size = im.size
                 orientation = int(im.getexif().get(0x0112, 1) or 1)
@@ -173,9 +174,11 @@ def _to_srgb(im: Image.Image, icc: bytes | None, notes: list[str], name: str) ->
             from PIL import ImageCms
 
             src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            return ImageCms.profileToProfile(
+            converted = ImageCms.profileToProfile(
                 im, src, ImageCms.createProfile("sRGB"), outputMode="RGB"
             )
+            if converted is not None:
+                return converted
         except (ImportError, OSError, ImageCms.PyCMSError):
             notes.append(f"{name}: its colour profile could not be applied; colours may be off")
     return im.convert("RGB")

@@ -1,23 +1,29 @@
-"""Writing the result folder (schema "ganfit-result/1", DESIGN.md) atomically.
+"""The result folder (schema "ganfit-result/1", DESIGN.md) in both directions.
 
-Everything is written into a temporary sibling folder which is renamed into place only
-when complete, so a crash never leaves a half-written result that looks whole, and an
-existing folder is replaced only with --force.
+`write_result` writes it atomically (a temporary sibling folder renamed into place when
+complete, so a crash never leaves a half-written result that looks whole);
+`read_result` reads it back into the same typed records, for tests, benchmarks and
+ablation scripts. This module is the one owner of the file names and keys.
 """
 
 import json
 import os
 import shutil
-import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from engine.errors import BadInputError
+from engine import publish
+from engine.errors import BadInputError, EngineError
 
 SCHEMA = "ganfit-result/1"
+RESULT_JSON = "result.json"
+MESH_NPZ = "mesh.npz"
+TEXTURE_PNG = "texture.png"
+TEXTURE_MASK_PNG = "texture_mask.png"
+PREVIEW_PNG = "preview.png"
 
 
 @dataclass
@@ -36,52 +42,174 @@ class ResultMesh:
     expression_deltas: np.ndarray
     landmark_vertices: np.ndarray
 
+    _DTYPES = {"vertices": np.float32, "polygon_sizes": np.int32,
+               "polygon_vertices": np.int32, "loop_uvs": np.float32,
+               "polygon_materials": np.int32, "expression_deltas": np.float32,
+               "landmark_vertices": np.int32}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What mesh.npz stores, in its dtypes."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            dtype = self._DTYPES.get(f.name)
+            out[f.name] = np.asarray(value, dtype=dtype) if dtype else np.array(value)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "ResultMesh":
+        values: dict = {f.name: arrays[f.name] for f in fields(cls)}
+        for name in ("material_names", "expression_names"):
+            values[name] = [str(n) for n in values[name]]
+        return cls(**values)
+
+
+@dataclass
+class Metrics:
+    """How well a fit explains its photo(s); None where not measured."""
+
+    landmark_error_px: float | None
+    identity_cosine: float | None
+    photometric_l1: float | None
+
+
+@dataclass
+class Camera:
+    """OpenCV convention, pixels of the original photo: x = R X + t, u = fx x/z + cx."""
+
+    rotation: list[list[float]]
+    translation: list[float]
+    focal: list[float]
+    principal_point: list[float]
+
+
+@dataclass
+class ViewRecord:
+    """One input photo: where it is, what was detected and fitted, how well."""
+
+    path: str
+    size: list[int]
+    landmarks: list[list[float]]
+    expression_weights: dict[str, float]
+    camera: Camera
+    metrics: Metrics
+    notes: list[str]
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ViewRecord":
+        return cls(**{**data, "camera": Camera(**data["camera"]),
+                      "metrics": Metrics(**data["metrics"])})
+
+
+@dataclass
+class ResultInfo:
+    """result.json without "schema" (see DESIGN.md and the README's result.json details).
+
+    maps: further UV maps in the folder, by role ("normal", "roughness", "ao") -> file name.
+    """
+
+    model: dict[str, str]
+    expression_names: list[str]
+    quality: str
+    device: str
+    engine_version: str
+    python: str
+    torch: str
+    landmark_detector: str
+    identity_network: str | None
+    texture_model: str | None
+    texture_source: str
+    seed: int
+    timings: dict[str, float]
+    peak_cuda_memory_mb: float | None
+    views: list[ViewRecord]
+    metrics: Metrics
+    units: str = "cm"
+    up_axis: str = "Y"
+    maps: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"schema": SCHEMA, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ResultInfo":
+        if data.get("schema") != SCHEMA:
+            raise BadInputError(f"not a {SCHEMA} result (schema {data.get('schema')!r})")
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["views"] = [ViewRecord.from_json(v) for v in data["views"]]
+        values["metrics"] = Metrics(**data["metrics"])
+        return cls(**values)
+
+
+@dataclass
+class ResultImages:
+    """The folder's images. texture: (T, 2T, 3) uint8 sRGB atlas; texture_mask: (T, 2T)
+    bool, texels seen in the photo(s); preview: (H, W, 3) uint8; maps: file name ->
+    (T, 2T, C) uint8 further UV maps (named in ResultInfo.maps)."""
+
+    texture: np.ndarray
+    texture_mask: np.ndarray
+    preview: np.ndarray
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    """A result folder read back."""
+
+    folder: Path
+    info: ResultInfo
+    mesh: ResultMesh
+    images: ResultImages
+
 
 def check_destination(out: Path, force: bool) -> None:
-    """Refuse (exit 2) to overwrite an existing path without --force, before any work."""
-    if out.exists() and not force:
-        raise BadInputError(f"{out} already exists; choose another --out or pass --force")
-    if out.exists() and not out.is_dir():
-        raise BadInputError(f"{out} exists and is not a folder")
-    if not out.parent.exists():
-        raise BadInputError(f"the folder {out.parent} for --out does not exist")
+    """Claim `out` before any work (engine.publish.claim): exit 2 if it exists without
+    --force, if its folder is missing or not writable, or if another run is writing it."""
+    publish.claim(out, force)
 
 
-def write_result(out: Path, force: bool, info: dict, mesh: ResultMesh, texture: np.ndarray,
-                 texture_mask: np.ndarray, preview: np.ndarray) -> Path:
-    """Write the folder; returns the path of its result.json.
-
-    info: result.json content without "schema". texture: (T,T,3) uint8 sRGB;
-    texture_mask: (T,T) bool; preview: (H,W,3) uint8.
-    """
+def write_result(out: Path, force: bool, info: ResultInfo, mesh: ResultMesh,
+                 images: ResultImages) -> Path:
+    """Write the folder; returns the path of its result.json."""
     check_destination(out, force)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    tmp = publish.staging_folder(out)
     try:
-        np.savez_compressed(
-            tmp / "mesh.npz",
-            vertices=mesh.vertices.astype(np.float32),
-            polygon_sizes=mesh.polygon_sizes.astype(np.int32),
-            polygon_vertices=mesh.polygon_vertices.astype(np.int32),
-            loop_uvs=mesh.loop_uvs.astype(np.float32),
-            polygon_materials=mesh.polygon_materials.astype(np.int32),
-            material_names=np.array(mesh.material_names),
-            expression_names=np.array(mesh.expression_names),
-            expression_deltas=mesh.expression_deltas.astype(np.float32),
-            landmark_vertices=mesh.landmark_vertices.astype(np.int32),
-        )
-        Image.fromarray(texture).save(tmp / "texture.png")
-        Image.fromarray(texture_mask.astype(np.uint8) * 255).save(tmp / "texture_mask.png")
-        Image.fromarray(preview).save(tmp / "preview.png")
-        (tmp / "result.json").write_text(json.dumps({"schema": SCHEMA, **info}, indent=1))
+        np.savez_compressed(tmp / MESH_NPZ, **mesh.arrays())
+        Image.fromarray(images.texture).save(tmp / TEXTURE_PNG)
+        Image.fromarray(images.texture_mask.astype(np.uint8) * 255).save(tmp / TEXTURE_MASK_PNG)
+        Image.fromarray(images.preview).save(tmp / PREVIEW_PNG)
+        for name, image in images.maps.items():
+            Image.fromarray(image).save(tmp / name)
+        (tmp / RESULT_JSON).write_text(json.dumps(info.to_json(), indent=1))
         os.chmod(tmp, 0o755)
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        publish.publish(tmp, out, force)
+    except OSError as error:  # a full disk, a vanished folder: one clear line (exit 5)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise EngineError(f"could not write the result beside {out}: "
+                          f"{error.strerror or error}") from error
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out / "result.json"
+    return out / RESULT_JSON
+
+
+def read_info(folder: Path) -> ResultInfo:
+    """result.json of a result folder (or the path of the json itself)."""
+    path = folder if folder.suffix == ".json" else folder / RESULT_JSON
+    return ResultInfo.from_json(json.loads(path.read_text()))
+
+
+def read_result(folder: Path) -> Result:
+    """The whole folder: result.json, mesh.npz and the images."""
+    info = read_info(folder)
+    with np.load(folder / MESH_NPZ) as arrays:
+        mesh = ResultMesh.from_arrays(dict(arrays))
+
+    def image(name: str) -> np.ndarray:
+        return np.asarray(Image.open(folder / name))
+
+    images = ResultImages(image(TEXTURE_PNG), image(TEXTURE_MASK_PNG) > 127, image(PREVIEW_PNG),
+                          {name: image(name) for name in info.maps.values()})
+    return Result(folder, info, mesh, images)

@@ -57,6 +57,18 @@ class FaceModel(nn.Module):
       polygon_materials (P,).
     """
 
+    neutral: Tensor
+    identity_basis: Tensor
+    expression_basis: Tensor
+    polygon_sizes: Tensor
+    polygon_vertices: Tensor
+    loop_uvs: Tensor
+    polygon_materials: Tensor
+    triangles: Tensor
+    triangle_polygons: Tensor
+    triangle_uvs: Tensor
+    landmark_vertices: Tensor
+
     def __init__(self, arrays: dict[str, np.ndarray]):
         super().__init__()
         neutral = torch.from_numpy(arrays["neutral"].astype(np.float32))

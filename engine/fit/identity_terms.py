@@ -13,8 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from engine.fit.photometric_stage import ExtraLoss, FaceRenderer, Rendered, StageTargets
 from engine.fit.presets import Preset
+from engine.fit.renderer import ExtraLoss, FaceRenderer, Rendered, StageTargets
 from engine.fit.state import FitState
 from engine.identity import (
     alignment_transform,
@@ -32,10 +32,11 @@ _PREFERENCES = {"auto": ("arcface", "dlib"), "arcface": ("arcface",), "dlib": ("
 
 def build_identity_terms(
     choice: str, renderer: FaceRenderer, targets: StageTargets, preset: Preset,
-    device: torch.device, log: Callable[[str], None],
+    device: torch.device, seed: int, log: Callable[[str], None],
 ) -> tuple[ExtraLoss | None, str | None, Callable[[Rendered], list[float]] | None]:
     """(extra loss for fit_photometric, network name, final-cosine scorer), or Nones when
-    no network is installed (then the fit runs on pixels and landmarks alone)."""
+    no network is installed (then the fit runs on pixels and landmarks alone).
+    seed: the randomised views' draws (the same seed gives the same views)."""
     net = load_identity_network(_PREFERENCES[choice], device=device)
     if net is None:
         log("no face-recognition network installed: fitting without identity losses "
@@ -48,7 +49,7 @@ def build_identity_terms(
     photo_chips = warp_to_chip(targets.photos, transform, net.input_size)
     target = identity_target(net, photo_chips)
     background = targets.photos.mean((2, 3), keepdim=True).expand_as(targets.photos)
-    generator = torch.Generator(device="cpu").manual_seed(1234)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
 
     def extra(rendered: Rendered, state: FitState, albedo: Tensor, step: int) -> dict[str, Tensor]:
         if step % preset.identity_every:

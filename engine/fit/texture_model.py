@@ -1,10 +1,11 @@
-"""Texture models for stage 2: what albedo the photometric loss may use.
+"""Texture models for the photometric stage: what albedo the pixel loss may use.
 
-GANFit decodes the UV albedo from a GAN's latent code. Until a generator checkpoint is
-installed, the default is a coarse UV albedo (a low-resolution texture sampled
-bilinearly): it carries skin tone and its broad variation, but cannot paint shading or
-detail into the texture, so shape and light must explain those. Both implement the same
-small interface, so a GAN plugs in without touching the fitter.
+GANFit decodes the UV albedo from a generative model's latent code, fitted with
+everything else. A texture model here is that decoder and the prior on its latent; the
+latent itself is an unknown of the fit (`FitState.texture`), so the optimiser treats it
+like any other code. The default without a learned model is a coarse UV albedo (a
+low-resolution texture sampled bilinearly): it carries skin tone and its broad variation,
+but cannot paint shading or detail into the texture, so shape and light must explain those.
 """
 
 from typing import Protocol
@@ -14,13 +15,16 @@ from torch import Tensor
 
 
 class TextureModel(Protocol):
-    """latent: a leaf tensor the optimiser moves; decode(latent) -> (1, 3, T, T) albedo."""
+    """initial_latent() -> the latent to start from; decode(latent) -> (1, 3, T, T) albedo
+    in [0, 1] in the model's own UV layout; prior(latent) -> scalar penalty."""
 
-    latent: Tensor
+    name: str
 
-    def decode(self) -> Tensor: ...
+    def initial_latent(self) -> Tensor: ...
 
-    def prior(self) -> Tensor: ...
+    def decode(self, latent: Tensor) -> Tensor: ...
+
+    def prior(self, latent: Tensor) -> Tensor: ...
 
 
 class CoarseTexture:
@@ -33,14 +37,40 @@ class CoarseTexture:
 
     def __init__(self, base_colour: Tensor, resolution: int = 32):
         self.base = base_colour.reshape(1, 3, 1, 1)
-        self.latent = torch.zeros(1, 3, resolution, resolution, device=base_colour.device)
+        self.resolution = resolution
 
-    def decode(self) -> Tensor:
-        return (self.base + self.latent).clamp(0.0, 1.0)
+    def initial_latent(self) -> Tensor:
+        return torch.zeros(1, 3, self.resolution, self.resolution, device=self.base.device)
 
-    def prior(self) -> Tensor:
+    def decode(self, latent: Tensor) -> Tensor:
+        return (self.base + latent).clamp(0.0, 1.0)
+
+    def prior(self, latent: Tensor) -> Tensor:
         """Squared neighbour differences plus a weak pull to the base colour."""
-        t = self.latent
-        dx = (t[..., :, 1:] - t[..., :, :-1]).pow(2).mean()
-        dy = (t[..., 1:, :] - t[..., :-1, :]).pow(2).mean()
-        return dx + dy + 0.1 * t.pow(2).mean()
+        dx = (latent[..., :, 1:] - latent[..., :, :-1]).pow(2).mean()
+        dy = (latent[..., 1:, :] - latent[..., :-1, :]).pow(2).mean()
+        return dx + dy + 0.1 * latent.pow(2).mean()
+
+
+class LinearTexture:
+    """The learned linear texture model (`texture-pca`) as the stage's texture: latent (K,)
+    in standard deviations, a Gaussian prior, decoded to the face tile of its atlas (the
+    left half, which is the model's own UV tile 0).
+
+    model: an `engine.texture.linear.LinearTextureModel` on the fit's device.
+    """
+
+    name = "texture-pca"
+
+    def __init__(self, model):
+        self.model = model
+
+    def initial_latent(self) -> Tensor:
+        return self.model.mean.new_zeros(self.model.size)
+
+    def decode(self, latent: Tensor) -> Tensor:
+        atlas = self.model.decode(latent)
+        return atlas[None, :, :, : atlas.shape[-2]].clamp(0.0, 1.0)
+
+    def prior(self, latent: Tensor) -> Tensor:
+        return latent.pow(2).mean()

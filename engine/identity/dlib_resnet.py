@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -280,6 +282,9 @@ def _pad_add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class _Affine(nn.Module):
     """Per-channel scale and shift (dlib's affine_, a frozen batch norm)."""
 
+    gamma: torch.Tensor
+    beta: torch.Tensor
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.register_buffer("gamma", torch.ones(channels))
@@ -319,6 +324,7 @@ class DlibResNet(IdentityNetwork):
     name = "dlib"
     input_size = 150
     embedding_dim = 128
+    mean: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -387,6 +393,7 @@ class DlibResNet(IdentityNetwork):
             ) != layer.params["padding"]:
                 raise DlibFormatError("convolution stride/padding differ from the known net")
             conv.weight.data.copy_(torch.from_numpy(layer.params["weight"]))
+            assert conv.bias is not None  # dlib's convolutions all have a bias
             conv.bias.data.copy_(torch.from_numpy(layer.params["bias"]))
 
         def load_affine(aff: _Affine, layer: DlibLayer) -> None:
@@ -402,7 +409,7 @@ class DlibResNet(IdentityNetwork):
             if pool["size"] != (3, 3) or pool["stride"] != (2, 2) or pool["padding"] != (0, 0):
                 raise DlibFormatError("unexpected max_pool geometry")
             for stage in net.stages:
-                for block in stage:
+                for block in cast(Iterable[_Block], stage.children()):
                     load_conv(block.conv1, take("con"))
                     load_affine(block.aff1, take("affine"))
                     take("relu")

@@ -277,6 +277,6 @@ class MediaPipeDetector(LandmarkDetector):
     @staticmethod
     def _dedupe(faces: list[DetectedFace]) -> list[DetectedFace]:
         """Drop meshes of the same face reached from two detections (highest score kept)."""
-        boxes = [_Box(*f.box, f.score) for f in faces]
+        boxes = [_Box(f.box[0], f.box[1], f.box[2], f.box[3], f.score) for f in faces]
         kept = _suppress(boxes, threshold=0.6)
         return [f for f, b in zip(faces, boxes, strict=True) if any(b is k for k in kept)]

@@ -2,7 +2,12 @@
 shading and silhouette antialiasing as pure functions (nvdiffrast-style), CPU and CUDA."""
 
 from engine.render.antialias import antialias, triangle_neighbours
-from engine.render.camera import PinholeCamera, axis_angle_to_matrix, front_camera
+from engine.render.camera import (
+    PinholeCamera,
+    axis_angle_to_matrix,
+    front_camera,
+    matrix_to_axis_angle,
+)
 from engine.render.interpolate import interpolate, interpolate_face_varying
 from engine.render.rasterize import Fragments, rasterize, signed_double_area, uv_screen_vertices
 from engine.render.render import RenderOutput, render_textured
@@ -26,6 +31,7 @@ __all__ = [
     "front_camera",
     "interpolate",
     "interpolate_face_varying",
+    "matrix_to_axis_angle",
     "rasterize",
     "render_textured",
     "sample_texture",

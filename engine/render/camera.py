@@ -40,6 +40,21 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
     return eye + sin_over[..., None] * skew + cos_over[..., None] * (skew @ skew)
 
 
+def matrix_to_axis_angle(rotation: torch.Tensor) -> torch.Tensor:
+    """(3, 3) rotation -> (3,) axis-angle (the log map), robust near 0 and pi."""
+    cos = ((rotation.trace() - 1) / 2).clamp(-1, 1)
+    angle = torch.arccos(cos)
+    axis = torch.stack([rotation[2, 1] - rotation[1, 2], rotation[0, 2] - rotation[2, 0],
+                        rotation[1, 0] - rotation[0, 1]])
+    if angle < 1e-6:
+        return axis / 2
+    if angle > torch.pi - 1e-3:  # near pi: the axis is the dominant column of R + I
+        sym = (rotation + torch.eye(3, dtype=rotation.dtype)) / 2
+        column = sym[:, sym.diagonal().argmax()]
+        return column / column.norm() * angle
+    return axis / (2 * torch.sin(angle)) * angle
+
+
 @dataclass
 class PinholeCamera:
     """A batch of pinhole cameras (OpenCV convention, see the module docstring).

@@ -11,11 +11,12 @@ import torch
 from torch import Tensor
 
 from engine.facemodel import FaceModel
-from engine.render import PinholeCamera
+from engine.facemodel.ict import SKIN_ATLAS_UV_SCALE
+from engine.fit.state import FitState
+from engine.render import interpolate, rasterize, uv_screen_vertices
 from engine.texture.unwrap import unwrap_texture
 
 SKIN = "skin"  # face + head/neck
-_HALVE_U = (0.5, 1.0)
 
 
 def atlas_uvs(model: FaceModel) -> Tensor:
@@ -23,7 +24,8 @@ def atlas_uvs(model: FaceModel) -> Tensor:
     skin_polygon = torch.zeros_like(model.polygon_sizes, dtype=torch.bool)
     skin_polygon[model.triangle_polygons[model.region_triangles(SKIN)]] = True
     scale = torch.where(skin_polygon.repeat_interleave(model.polygon_sizes)[:, None],
-                        model.loop_uvs.new_tensor(_HALVE_U), model.loop_uvs.new_ones(2))
+                        model.loop_uvs.new_tensor(SKIN_ATLAS_UV_SCALE),
+                        model.loop_uvs.new_ones(2))
     return model.loop_uvs * scale
 
 
@@ -31,19 +33,19 @@ def skin_atlas_triangles(model: FaceModel) -> tuple[Tensor, Tensor]:
     """The skin's triangles (F', 3) and their atlas UVs (F', 3, 2)."""
     faces = model.region_triangles(SKIN)
     return model.triangles[faces], model.triangle_uvs[faces] * model.triangle_uvs.new_tensor(
-        _HALVE_U)
+        SKIN_ATLAS_UV_SCALE)
 
 
 @torch.no_grad()
-def bake_albedo(model: FaceModel, photos: list[np.ndarray], identity: Tensor,
-                expression: Tensor, cameras: PinholeCamera, sh: Tensor,
+def bake_albedo(model: FaceModel, photos: list[np.ndarray], state: FitState,
                 texture_size: int) -> tuple[Tensor, Tensor]:
     """The skin albedo atlas (3, T, 2T) in [0, 1] and its seen mask (T, 2T) bool.
 
-    photos: N working images (H,W,3) uint8; identity (K,); expression (N,E);
-    cameras: N cameras in those images' pixels; sh: (N,9,3).
+    photos: N working images (H,W,3) uint8, the views of the fitted `state` (its cameras
+    are in those images' pixels).
     """
-    device = identity.device
+    device = state.identity.device
+    cameras, sh = state.camera(), state.sh
     height = max(p.shape[0] for p in photos)
     width = max(p.shape[1] for p in photos)
     # photos of different sizes share one batch, padded at the bottom and right (pixel
@@ -52,9 +54,26 @@ def bake_albedo(model: FaceModel, photos: list[np.ndarray], identity: Tensor,
     for i, photo in enumerate(photos):
         images[i, :photo.shape[0], :photo.shape[1]] = torch.from_numpy(np.array(photo))
     images = images.to(device).permute(0, 3, 1, 2).float() / 255
-    vertices = model(identity[None].expand(len(photos), -1), expression)
+    vertices = model(state.identity_batch(), state.expression)
     triangles, uvs = skin_atlas_triangles(model)
     albedo, mask = unwrap_texture(images, cameras.transform(vertices), cameras, triangles, uvs,
                                   (texture_size, 2 * texture_size), sh,
                                   model.mirror_vertices())
     return albedo.clamp(0, 1), mask[0] > 0
+
+
+def atlas_coverage(model: FaceModel, height: int) -> Tensor:
+    """(T, 2T) bool: the atlas texels the skin's UV layout covers, T = height."""
+    _, uvs = skin_atlas_triangles(model)
+    size = (height, 2 * height)
+    screen, triangles = uv_screen_vertices(uvs, size)
+    return rasterize(screen, triangles, size).mask[0]
+
+
+def atlas_positions(model: FaceModel, height: int, vertices: Tensor) -> Tensor:
+    """(T, 2T, 3) the point of a mesh (V, 3) at each atlas texel (0 where uncovered)."""
+    triangles, uvs = skin_atlas_triangles(model)
+    size = (height, 2 * height)
+    screen, uv_triangles = uv_screen_vertices(uvs, size)
+    fragments = rasterize(screen, uv_triangles, size)
+    return interpolate(vertices[triangles].reshape(-1, 3), fragments, uv_triangles)[0]

@@ -1,5 +1,5 @@
-"""Shared fixtures for the landmark and image-loading tests: test photos, one MediaPipe
-detector per session (construction loads three graphs), and dlib's 68-point reference."""
+"""Fixtures for the landmark tests: one MediaPipe detector per session (construction
+loads three graphs) and dlib's 68-point reference."""
 
 from __future__ import annotations
 
@@ -8,14 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
-
-@pytest.fixture(scope="session")
-def astronaut() -> np.ndarray:
-    """skimage's 512x512 astronaut portrait, (512, 512, 3) uint8."""
-    skimage_data = pytest.importorskip("skimage.data")
-    return skimage_data.astronaut()
 
 
 @pytest.fixture(scope="session")
@@ -52,16 +44,3 @@ def dlib_landmarks(rgb: np.ndarray) -> np.ndarray:
 def astronaut_dlib(astronaut: np.ndarray) -> np.ndarray:
     """dlib's landmarks on the astronaut, (68, 2): the reference for accuracy tests."""
     return dlib_landmarks(astronaut)
-
-
-@pytest.fixture()
-def save(tmp_path: Path):
-    """save(array_or_image, name, **pillow_kwargs) -> Path in a temporary folder."""
-
-    def _save(image: np.ndarray | Image.Image, name: str, **kwargs) -> Path:
-        im = Image.fromarray(image) if isinstance(image, np.ndarray) else image
-        path = tmp_path / name
-        im.save(path, **kwargs)
-        return path
-
-    return _save

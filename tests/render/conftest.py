@@ -1,10 +1,7 @@
-"""Fixtures for the renderer tests: the face model (skipped when not installed) and small
-meshes."""
+"""Fixtures for the renderer tests: single-threaded runs and small meshes."""
 
 import pytest
 import torch
-
-from engine.errors import MissingAssetError
 
 
 @pytest.fixture
@@ -15,17 +12,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="session")
-def face_model():
-    """The installed face model on CPU, or a skip saying how to install it."""
-    from engine.facemodel import load_face_model
-
-    try:
-        return load_face_model(device="cpu")
-    except MissingAssetError as error:
-        pytest.skip(f"face model not installed ({error}); run `python -m engine assets fetch`")
 
 
 @pytest.fixture

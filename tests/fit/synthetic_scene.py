@@ -7,17 +7,18 @@ import numpy as np
 import torch
 
 from engine.facemodel import FaceModel
-from engine.fit.contour import JawContour
 from engine.fit.crop import FaceCrop
-from engine.fit.landmark_stage import face_subset, matrix_to_axis_angle, project_landmarks
-from engine.fit.photometric_stage import FaceRenderer
-from engine.fit.state import FitState
+from engine.fit.fitter import initial_state
+from engine.fit.landmark_stage import fitted_landmarks
+from engine.fit.renderer import FaceRenderer
+from engine.fit.state import START_FOCAL_PER_SIDE, FitState
+from engine.render import matrix_to_axis_angle
 from engine.render.camera import FRONT_ROTATION
 
-# the photo focal length the engine assumes before fitting (FitState.initial), in units of
-# the long side: one photo of a face says little about the focal length, so recovery is
-# measured at the assumed value (a wrong one is absorbed into the shape as perspective)
-FOCAL_PER_SIDE = 1.2
+# the photo focal length the engine assumes before fitting, in units of the long side: one
+# photo of a face says little about the focal length, so recovery is measured at the
+# assumed value (a wrong one is absorbed into the shape as perspective)
+FOCAL_PER_SIDE = START_FOCAL_PER_SIDE
 
 
 @dataclass
@@ -46,12 +47,13 @@ def make_scene(model: FaceModel, seed: int, expressions: dict[str, float], yaw: 
 def render_scene(model: FaceModel, identity: torch.Tensor, expressions: dict[str, float],
                  yaw: float, size: int = 512) -> Scene:
     """A lit, textured render of `identity` (K,) with the given expression and yaw."""
-    truth = FitState.initial(1, model.num_identity, model.num_expressions, [(size, size)], "cpu")
+    truth = initial_state(model, [np.zeros((size, size, 3), np.uint8)], torch.device("cpu"))
     truth.identity = identity
     for name, weight in expressions.items():
         truth.expression[0, model.expression_names.index(name)] = weight
     truth.rotation[0] = yawed_rotation(yaw)
-    truth.translation[0] = torch.tensor([1.0, -2.0, 60.0])
+    truth.offset[0] = torch.tensor([1.0, -2.0]) / 60.0
+    truth.log_depth[0] = math.log(60.0)
     truth.log_focal[0] = math.log(FOCAL_PER_SIDE * size)
     truth.sh[0, 1:4] = torch.tensor([0.4, -0.6, 0.5])[:, None]  # light from the upper left
     yy, xx = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 64), indexing="ij")
@@ -61,7 +63,7 @@ def render_scene(model: FaceModel, identity: torch.Tensor, expressions: dict[str
     with torch.no_grad():
         image = renderer.render(truth, texture,
                                 background=torch.full((1, 3, size, size), 0.3)).images[0]
-        landmarks = project_landmarks(model, truth, JawContour(model), face_subset(model))
+        landmarks = fitted_landmarks(model, truth)
     rgb = (image.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
     return Scene(truth, rgb, landmarks, texture)
 

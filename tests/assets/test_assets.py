@@ -136,7 +136,7 @@ def test_damaged_cache_gives_exit_4_naming_the_fix(installed_from_folder, tmp_pa
                           "from engine.cli import main; import sys;"
                           "sys.exit(main(['assets','list','--check','ict-facekit']))"],
                          cwd=REPO, env=env, capture_output=True, text=True)
-    assert run.returncode == 0  # listed as installed: the manifest is there
+    assert run.returncode == 4  # the content is checked, not just the manifest
     with pytest.raises(MissingAssetError, match="damaged.*assets fetch"):
         load_face_model(home=home)
 

@@ -4,13 +4,10 @@ import pytest
 import torch
 from synthetic_scene import aligned_error_mm, make_scene, render_scene
 
-from engine.fit.crop import face_crop
+from engine.fit.fitter import full_fit, initial_state
 from engine.fit.landmark_stage import fit_landmarks, reprojection_error_px
-from engine.fit.photometric_stage import FaceRenderer, StageTargets, fit_photometric
 from engine.fit.presets import get_preset
 from engine.fit.state import FitState
-from engine.fit.texture_model import CoarseTexture
-from engine.pipeline import expression_mask
 
 SMILE = {"jawOpen": 0.35, "mouthSmile_L": 0.6, "mouthSmile_R": 0.6}
 
@@ -29,9 +26,8 @@ def _rotation_error_degrees(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def test_landmark_stage_recovers_pose_and_fits_landmarks(face_model):
     scene = make_scene(face_model, seed=1, expressions=SMILE, yaw=25)
-    state = FitState.initial(1, face_model.num_identity, face_model.num_expressions,
-                             [(512, 512)], "cpu")
-    fit_landmarks(face_model, scene.landmarks, state, 200, expression_mask(face_model, "cpu"))
+    state = initial_state(face_model, [scene.image], torch.device("cpu"))
+    fit_landmarks(face_model, scene.landmarks, state, 200)
     # a MAP fit with landmark noise of 3% of the eye distance: close, not exact
     iod = float((scene.landmarks[0, 36:42].mean(0) - scene.landmarks[0, 42:48].mean(0)).norm())
     assert float(reprojection_error_px(face_model, state, scene.landmarks)[0]) < 0.03 * iod
@@ -41,19 +37,11 @@ def test_landmark_stage_recovers_pose_and_fits_landmarks(face_model):
 def _fit(model, scenes, photo_steps: int) -> FitState:
     """Stage 1 + stage 2 on renders and their true landmarks (no detector in the loop)."""
     preset = get_preset("preview", photo_steps=photo_steps)
-    mask = expression_mask(model, "cpu")
-    state = FitState.initial(len(scenes), model.num_identity, model.num_expressions,
-                             [(512, 512)] * len(scenes), "cpu")
+    images = [s.image for s in scenes]
+    state = initial_state(model, images, torch.device("cpu"))
     landmarks = torch.cat([s.landmarks for s in scenes])
-    fit_landmarks(model, landmarks, state, preset.landmark_steps, mask)
-    crops = [face_crop(s.landmarks[0].numpy(), preset.render_size) for s in scenes]
-    photos = torch.stack([c.image(s.image) for c, s in zip(crops, scenes, strict=True)])
-    targets = StageTargets(photos, torch.stack([c.points(s.landmarks[0])
-                                                for c, s in zip(crops, scenes, strict=True)]),
-                           crops)
-    texture = CoarseTexture(photos[0].reshape(3, -1).median(dim=1).values)
-    fit_photometric(FaceRenderer(model, crops), targets, state, texture, preset, mask)
-    return state
+    fit_landmarks(model, landmarks, state, preset.landmark_steps)
+    return full_fit(model, images, landmarks, state, preset, identity="none").state
 
 
 def _shape_errors(model, truth_identity, state) -> tuple[float, float]:

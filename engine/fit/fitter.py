@@ -1,0 +1,130 @@
+"""The fit as one call: the landmark stage, then the photometric stage with the identity
+terms. Tensors in, a FitResult out; no files, no photos' paths (the result folder is
+written by engine.result from what this returns)."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from engine.facemodel import FaceModel
+from engine.facemodel.ict import fitted_expression_mask
+from engine.fit.crop import face_crop
+from engine.fit.landmark_stage import fit_landmarks, reprojection_error_px
+from engine.fit.losses import masked_l1
+from engine.fit.photometric_stage import fit_photometric
+from engine.fit.presets import Preset
+from engine.fit.renderer import FaceRenderer, StageTargets
+from engine.fit.state import FitState
+from engine.fit.texture_model import CoarseTexture, LinearTexture, TextureModel
+
+# on_step(step, steps, loss terms)
+StepCallback = Callable[[int, int, dict[str, float]], None]
+
+
+@dataclass
+class FitResult:
+    """The fitted unknowns of N views and how well they explain each photo.
+
+    landmark_error_px: (N,) mean landmark distance in working-image pixels;
+    photometric_l1: (N,) mean colour difference in the rendered face crop;
+    identity_cosine: N cosines between photo and render, or None without a network.
+    """
+
+    state: FitState
+    texture_model: TextureModel
+    landmark_error_px: Tensor
+    photometric_l1: Tensor
+    identity_cosine: list[float] | None
+    identity_network: str | None
+
+
+def initial_state(model: FaceModel, images: Sequence[np.ndarray],
+                  device: torch.device) -> FitState:
+    """The mean face, before any stage, for N working images (H, W, 3)."""
+    sizes = [(image.shape[0], image.shape[1]) for image in images]
+    mask = fitted_expression_mask(model.expression_names, device)
+    return FitState.initial(len(images), model.num_identity, mask, sizes, device)
+
+
+def landmark_fit(model: FaceModel, images: Sequence[np.ndarray], landmarks: Tensor,
+                 preset: Preset, on_step: StepCallback | None = None) -> FitState:
+    """Stage 1 from the mean face. landmarks: (N, 68, 2) working-image pixels."""
+    state = initial_state(model, images, landmarks.device)
+    fit_landmarks(model, landmarks, state, preset.landmark_steps, on_step=on_step)
+    return state
+
+
+def full_fit(model: FaceModel, images: Sequence[np.ndarray], landmarks: Tensor,
+             state: FitState, preset: Preset, identity: str = "auto", seed: int = 0,
+             on_step: StepCallback | None = None,
+             log: Callable[[str], None] = lambda _: None) -> FitResult:
+    """Stage 2, continuing from `state` (in place), and the per-view metrics.
+
+    identity: which recognition network steers the fit ("auto", "arcface", "dlib", "none");
+    seed: every random draw of the stage (its randomised views) comes from it.
+    """
+    device = landmarks.device
+    crops = [face_crop(lm.cpu().numpy(), preset.render_size) for lm in landmarks]
+    photos = torch.stack([c.image(im) for c, im in zip(crops, images, strict=True)]).to(device)
+    crop_landmarks = torch.stack([c.points(lm) for c, lm in zip(crops, landmarks, strict=True)])
+    targets = StageTargets(photos, crop_landmarks, crops)
+    renderer = FaceRenderer(model, crops)
+    texture = choose_texture(photos[0], crop_landmarks[0])
+    state.texture = texture.initial_latent()
+    extra, network, score = None, None, None
+    if identity != "none":
+        from engine.fit.identity_terms import build_identity_terms
+
+        extra, network, score = build_identity_terms(identity, renderer, targets, preset,
+                                                     device, seed, log)
+    fit_photometric(renderer, targets, state, texture, preset, extra, on_step=on_step)
+    with torch.no_grad():
+        rendered = renderer.render(state, texture.decode(state.texture), background=photos)
+        pixel_l1 = masked_l1(rendered.images, photos, rendered.mask)
+        cosines = score(rendered) if score else None
+    return FitResult(state, texture, reprojection_error_px(model, state, landmarks), pixel_l1,
+                     cosines, network)
+
+
+def fit(model: FaceModel, images: Sequence[np.ndarray], landmarks: Tensor, preset: Preset,
+        identity: str = "auto", seed: int = 0,
+        on_stage: Callable[[str], None] = lambda _: None,
+        on_step: Callable[[str], StepCallback | None] = lambda _: None,
+        log: Callable[[str], None] = lambda _: None) -> FitResult:
+    """Both stages: landmark_fit then full_fit (see those). on_stage(name) is called as each
+    starts; on_step(stage) gives that stage's step callback."""
+    torch.manual_seed(seed)
+    on_stage("landmark_fit")
+    state = landmark_fit(model, images, landmarks, preset, on_step("landmark_fit"))
+    on_stage("full_fit")
+    return full_fit(model, images, landmarks, state, preset, identity, seed,
+                    on_step("full_fit"), log)
+
+
+def choose_texture(photo: Tensor, landmarks: Tensor) -> TextureModel:
+    """The installed learned texture model (`texture-pca`), else the coarse UV albedo
+    starting from the face's colour. photo: (3, S, S) crop; landmarks: (68, 2) in it."""
+    from engine.paths import ganfit_home
+    from engine.texture.asset import load_installed
+
+    learned = load_installed(ganfit_home(), photo.device)
+    if learned is not None:
+        return LinearTexture(learned)
+    return CoarseTexture(_mean_face_colour(photo, landmarks))
+
+
+def _mean_face_colour(photo: Tensor, landmarks: Tensor) -> Tensor:
+    """(3,) median colour of the cheeks/nose area: the texture's starting colour.
+
+    photo: (3, S, S); landmarks: (68, 2) pixels of that crop."""
+    lo = landmarks[[31, 35, 48, 54]].min(0).values
+    hi = landmarks[[31, 35, 48, 54]].max(0).values
+    x0, y0 = lo.clamp(min=0).long().tolist()
+    x1, y1 = (hi + 1).long().tolist()
+    patch = photo[:, max(y0 - 10, 0):y1, max(x0, 0):x1].reshape(3, -1)
+    if patch.shape[1] == 0:
+        return torch.full((3,), 0.6, device=photo.device)
+    return patch.median(dim=1).values
