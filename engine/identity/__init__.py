@@ -72,7 +72,7 @@ def load_identity_network(
     home = ganfit_home() if home is None else home
     for name in prefer:
         if name == "arcface":
-            from engine.identity.arcface import load_arcface
+            from engine.assets.arcface import load_arcface
 
             net = load_arcface(home, device)
             if net is not None:

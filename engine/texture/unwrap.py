@@ -12,6 +12,9 @@ seams in the UV layout do not matter. What is still missing is filled by push-pu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -162,7 +165,7 @@ def unwrap_texture(
     photo_screen = cameras.project_camera_space(vertices_cam)
     depth_maps = rasterize(photo_screen, triangles, (height, width)).depth
     normals = vertex_normals(vertices_cam, triangles)
-    sample = dict(
+    sample: dict[str, Any] = dict(
         photos=photos,
         vertices_cam=vertices_cam,
         normals=normals,
@@ -192,3 +195,47 @@ def unwrap_texture(
     albedo = albedo.T.reshape(3, *texture_size)
     albedo = push_pull_fill(albedo, known.view(texture_size))
     return albedo, mask.view(1, *texture_size)
+
+
+@dataclass
+class TexelSamples:
+    """What N photos see of the M covered texels of a UV layout (texture_size (Ht, Wt)).
+
+    texel: (M,) flat texel index; face: (M,) triangle of each texel; barycentrics: (M, 3);
+    colour: (N, M, 3) photo colour (divided by the SH shading when one was given);
+    weight: (N, M) cosine to the camera, 0 where hidden, outside or too oblique;
+    normal: (N, M, 3) unit camera-space normal.
+    """
+
+    texture_size: tuple[int, int]
+    texel: torch.Tensor
+    face: torch.Tensor
+    barycentrics: torch.Tensor
+    colour: torch.Tensor
+    weight: torch.Tensor
+    normal: torch.Tensor
+
+
+def sample_texels(
+    photos: torch.Tensor,
+    vertices_cam: torch.Tensor,
+    cameras: PinholeCamera,
+    triangles: torch.Tensor,
+    triangle_uvs: torch.Tensor,
+    texture_size: tuple[int, int],
+    sh_coefficients: torch.Tensor | None = None,
+    min_cosine: float = 0.2,
+    depth_tolerance: float = 0.01,
+) -> TexelSamples:
+    """Per-view texel samples without merging or filling (arguments as `unwrap_texture`),
+    for callers that judge each texel themselves (the texture model's confidence masks)."""
+    views, _, height, width = photos.shape
+    texel, face, barycentrics = _texel_fragments(triangle_uvs, texture_size)
+    texels = _as_fragments(face, barycentrics, views)
+    depth_maps = rasterize(cameras.project_camera_space(vertices_cam), triangles,
+                           (height, width)).depth
+    normals = vertex_normals(vertices_cam, triangles)
+    colour, weight = _sample_views(photos, vertices_cam, normals, cameras, triangles, depth_maps,
+                                   texels, sh_coefficients, min_cosine, depth_tolerance)
+    normal = F.normalize(interpolate(normals, texels, triangles)[:, 0], dim=-1)
+    return TexelSamples(texture_size, texel, face, barycentrics, colour, weight, normal)

@@ -12,15 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from engine.assets.arcface import arcface_dir, import_arcface, load_arcface
+from engine.assets.arcface import install as install_arcface
+from engine.assets.arcface import status as arcface_status
 from engine.errors import MissingAssetError
 from engine.identity import load_identity_network
-from engine.identity.arcface import (
-    arcface_dir,
-    arcface_status,
-    import_arcface,
-    install_arcface,
-    load_arcface,
-)
 
 ort = pytest.importorskip("onnxruntime")
 

@@ -9,9 +9,10 @@ import urllib.error
 import numpy as np
 import pytest
 
+from engine.assets.fan import FETCH_COMMAND
 from engine.errors import MissingAssetError
 from engine.landmarks import get_detector
-from engine.landmarks.fan import FETCH_COMMAND, FanDetector
+from engine.landmarks.fan import FanDetector
 
 
 @pytest.fixture()
