@@ -1,15 +1,21 @@
-"""Build the Blender extension: dist/ganfit_blender-<version>.zip.
+"""Build the add-on from one source tree in both of Blender's forms:
 
-The zip holds the add-on package at its root, addon_manifest.toml as
-blender_manifest.toml, and the engine source under engine_src/engine/ (the add-on runs
-it with the engine's own Python). It is written deterministically (sorted names, fixed
-timestamps) and checked with Blender's own extension validator, which runs on plain
-Python from the bpy module's bundled scripts.
+- dist/ganfit_blender-<version>.zip, the Blender 4.2+ extension: the add-on package at
+  the zip's root, addon_manifest.toml as blender_manifest.toml, and the engine source
+  under engine_src/engine/ (the add-on runs it with the engine's own Python); checked
+  with Blender's own extension validator, which runs on plain Python from the bpy
+  module's bundled scripts;
+- dist/ganfit_blender-<version>-legacy.zip, the add-on for Blender 3.4 to 4.1
+  (Preferences > Add-ons > Install...): the same files in a ganfit_blender/ folder, with
+  a `bl_info` made from the manifest written into its __init__.py.
+
+Both are written deterministically (sorted names, fixed timestamps).
 
     python build_addon.py [--out DIR] [--no-validate]
 """
 
 import argparse
+import ast
 import importlib.util
 import os
 import subprocess
@@ -26,6 +32,9 @@ BUNDLED_SOURCE = "engine_src"  # must match ganfit_blender.process.BUNDLED_SOURC
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 SKIP_SUFFIXES = {".pyc", ".pyo"}
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+# The legacy add-on: the oldest Blender it was run in (Debian's 3.4.1), where it appears.
+LEGACY_BLENDER_MIN = (3, 4, 0)
+LEGACY_LOCATION = "View3D > Sidebar > Face"
 
 
 def read_manifest() -> dict:
@@ -80,17 +89,63 @@ def validate(zip_path: Path) -> str:
     return output
 
 
+def bl_info(manifest: dict) -> dict:
+    """The legacy add-on's bl_info, from the extension manifest (one owner per fact)."""
+    return {
+        "name": manifest["name"],
+        "author": manifest["maintainer"],
+        "version": tuple(int(part) for part in manifest["version"].split(".")),
+        "blender": LEGACY_BLENDER_MIN,
+        "location": LEGACY_LOCATION,
+        "description": manifest["tagline"],
+        "category": manifest["tags"][0],
+    }
+
+
+def with_bl_info(init_source: str, info: dict) -> str:
+    """__init__.py's source with `bl_info = {...}` after its docstring (Blender reads it
+    with ast.literal_eval, so it must be a literal at module level)."""
+    tree = ast.parse(init_source)
+    first = tree.body[0]
+    has_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+    lines = init_source.splitlines(keepends=True)
+    cut = first.end_lineno if has_doc else 0
+    fields = "".join(f"    {key!r}: {value!r},\n" for key, value in info.items())
+    return "".join(lines[:cut]) + f"\nbl_info = {{\n{fields}}}\n" + "".join(lines[cut:])
+
+
+def _write_partial(target: Path, entries: list[tuple[str, bytes]]) -> Path:
+    partial = target.with_suffix(".zip.partial")
+    with zipfile.ZipFile(partial, "w") as archive:
+        for name, data in entries:
+            _add(archive, name, data)
+    return partial
+
+
+def build_legacy(out_dir: Path = ROOT / "dist") -> Path:
+    """Write the legacy add-on zip (Blender 3.4 to 4.1) into out_dir; returns its path."""
+    manifest = read_manifest()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{manifest['id']}-{manifest['version']}-legacy.zip"
+    package = manifest["id"]
+    entries = []
+    for name, path in zip_entries():
+        data = path.read_bytes()
+        if name == "__init__.py":
+            data = with_bl_info(data.decode("utf-8"), bl_info(manifest)).encode("utf-8")
+        entries.append((f"{package}/{name}", data))
+    _write_partial(target, entries).replace(target)
+    return target
+
+
 def build(out_dir: Path = ROOT / "dist", check: bool = True) -> Path:
     """Write the extension zip into out_dir (replacing an older build of the same
     version) and return its path."""
     manifest = read_manifest()
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{manifest['id']}-{manifest['version']}.zip"
-    partial = target.with_suffix(".zip.partial")
-    with zipfile.ZipFile(partial, "w") as archive:
-        _add(archive, "blender_manifest.toml", MANIFEST.read_bytes())
-        for name, path in zip_entries():
-            _add(archive, name, path.read_bytes())
+    partial = _write_partial(target, [("blender_manifest.toml", MANIFEST.read_bytes())] +
+                             [(name, path.read_bytes()) for name, path in zip_entries()])
     if check:
         try:
             validate(partial)
@@ -113,6 +168,7 @@ def main() -> int:
         print(error, file=sys.stderr)
         return 1
     print(path)
+    print(build_legacy(args.out))
     return 0
 
 

@@ -31,3 +31,12 @@ class MissingAssetError(EngineError):
 
     exit_code = 4
     code = "MISSING_ASSET"
+
+
+class Cancelled(BaseException):
+    """The run was stopped from outside: SIGINT, SIGTERM or SIGHUP, or the reader of the
+    progress stream closed it. A BaseException like KeyboardInterrupt, so no `except
+    Exception` on the way swallows it; the CLI reports it as exit 5 "cancelled"."""
+
+    exit_code = 5
+    code = "INTERNAL"

@@ -28,6 +28,9 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from engine.errors import BadInputError
 
 MIN_SIDE = 64
+EXIF_IFD = 0x8769  # the Exif sub-IFD, where the camera's settings are
+FOCAL_35MM_TAG = 0xA405  # FocalLengthIn35mmFilm
+FULL_FRAME_DIAGONAL_MM = 43.27  # the 35 mm-equivalent focal length refers to this diagonal
 MAX_PIXELS = 89_478_485  # Pillow's default Image.MAX_IMAGE_PIXELS (~ 1024 * 1024 * 1024 // 4 // 3)
 
 
@@ -40,6 +43,8 @@ class Photo:
     stored_size: (width, height) as stored in the file, before EXIF rotation.
     orientation: the EXIF orientation tag that was applied (1 = none).
     notes: conversions worth telling the user (go into result.json).
+    focal_35mm: EXIF FocalLengthIn35mmFilm (mm, full-frame equivalent), or None when the
+        file does not say (the fit then assumes a typical portrait focal length).
     """
 
     rgb: np.ndarray
@@ -47,6 +52,17 @@ class Photo:
     stored_size: tuple[int, int]
     orientation: int = 1
     notes: list[str] = field(default_factory=list)
+    focal_35mm: float | None = None
+
+    def focal_px(self, width: int, height: int) -> float | None:
+        """The EXIF focal length in pixels of a (width, height) copy of this photo, or None.
+
+        The 35 mm equivalent refers to the full-frame diagonal (43.27 mm), so
+        f_px = f_35 * diagonal_px / 43.27 for any aspect ratio.
+        """
+        if self.focal_35mm is None:
+            return None
+        return self.focal_35mm * float(np.hypot(width, height)) / FULL_FRAME_DIAGONAL_MM
 
     @property
     def size(self) -> tuple[int, int]:
@@ -73,6 +89,7 @@ def load_photo(path: str | Path) -> Photo:
                 im.load()
                 stored_size = im.size
                 orientation = int(im.getexif().get(0x0112, 1) or 1)
+                focal_35mm = exif_focal_35mm(im)
                 upright = ImageOps.exif_transpose(im)
                 rgb = _to_rgb8(upright, notes, name)
     except BadInputError:
@@ -90,7 +107,22 @@ def load_photo(path: str | Path) -> Photo:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous_flag
     if orientation != 1:
         notes.append(f"{name}: EXIF orientation {orientation} applied")
-    return Photo(rgb=rgb, path=path, stored_size=stored_size, orientation=orientation, notes=notes)
+    return Photo(rgb=rgb, path=path, stored_size=stored_size, orientation=orientation, notes=notes,
+                 focal_35mm=focal_35mm)
+
+
+def exif_focal_35mm(im: Image.Image) -> float | None:
+    """EXIF FocalLengthIn35mmFilm (tag 0xA405 in the Exif IFD) in mm, or None when absent,
+    zero (EXIF's "unknown") or implausible (outside 8..1200 mm)."""
+    try:
+        value = im.getexif().get_ifd(EXIF_IFD).get(FOCAL_35MM_TAG)
+    except (AttributeError, KeyError, ValueError, TypeError, OSError):
+        return None
+    try:
+        focal = float(value)
+    except (TypeError, ValueError):
+        return None
+    return focal if 8.0 <= focal <= 1200.0 else None
 
 
 def working_image(photo: Photo, max_side: int) -> tuple[np.ndarray, float]:

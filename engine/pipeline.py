@@ -21,6 +21,7 @@ from engine.progress import Progress
 from engine.report import RunInfo, View, result_info, result_mesh
 from engine.result import ResultImages, check_destination, write_result
 from engine.texture.complete import final_texture, learned_texture
+from engine.texture.eyes import IRIS_PNG, first_view_iris
 from engine.texture.maps import DEFAULT_SIZE as DEFAULT_MAPS_SIZE
 from engine.texture.maps import bake_maps, map_files
 
@@ -58,6 +59,9 @@ def reconstruct(images: list[Path], out: Path, options: ReconstructOptions,
     mesh = result_mesh(model, fitted.state)
     maps = (map_files(bake_maps(model, torch.from_numpy(mesh.vertices), albedo, seen,
                                 options.maps_size)) if options.maps_size else {})
+    iris = first_view_iris(model, views[0].work, fitted.state)
+    if iris is not None:
+        maps["iris"] = (IRIS_PNG, iris)
     stages.enter("write")
     preview = preview_image(model, fitted.state, albedo, views[0].work)
     stages.finish()
@@ -94,7 +98,8 @@ def detect_views(photos: list[Photo], preset: Preset, detector_name: str,
             notes += plausibility_notes(work, face)
             for note in notes:
                 log(f"{photo.path.name}: {note}")
-            views.append(View(photo, work, scale, face.landmarks68, photo.notes + notes))
+            views.append(View(photo, work, scale, face.landmarks68, photo.notes + notes,
+                              face.dense, face.blendshapes))
     finally:
         detector.close()
     return views
@@ -104,10 +109,38 @@ def fit_views(model: FaceModel, views: list[View], preset: Preset, options: Reco
               device: torch.device, stages: "StageClock", log: Callable[[str], None]
               ) -> FitResult:
     """The landmark and photometric stages on the detected views, with progress events."""
-    landmarks = torch.tensor(np.stack([v.landmarks for v in views]), dtype=torch.float32,
-                             device=device)
-    return fit(model, [v.work for v in views], landmarks, preset, options.identity,
-               options.seed, on_stage=stages.enter, on_step=stages.reporter, log=log)
+    return fit(model, [v.work for v in views], preset=preset, identity=options.identity,
+               seed=options.seed, on_stage=stages.enter, on_step=stages.reporter, log=log,
+               **fit_inputs(views, device, model.expression_names))
+
+
+def fit_inputs(views: list[View], device: torch.device, expression_names: list[str],
+               blendshape_prior: bool = False) -> dict[str, torch.Tensor | None]:
+    """What the fit takes from the photos and detections: landmarks (N, 68, 2), dense
+    (N, 478, 2) when every view has mesh points, expression_prior (N, E) when every view has
+    blendshape scores and `blendshape_prior` is asked for (engine.landmarks.blendshapes maps
+    ARKit's names to the model's; off by default: on the shape benchmark's validation renders
+    the Face Landmarker scores neutral faces up to 0.9 browInnerUp and the prior made the
+    expressions worse), focal (N,) working pixels when every photo's EXIF gives it."""
+    def stacked(arrays: list[np.ndarray]) -> torch.Tensor:
+        return torch.tensor(np.stack(arrays), dtype=torch.float32, device=device)
+
+    dense = [v.dense for v in views]
+    scores = [v.blendshapes for v in views]
+    prior = None
+    if blendshape_prior and all(s is not None for s in scores):
+        from engine.landmarks.blendshapes import expression_weights
+
+        prior = stacked([expression_weights(s, expression_names) for s in scores])
+    focal = [v.photo.focal_px(v.work.shape[1], v.work.shape[0]) for v in views]
+    return {
+        "focal": torch.tensor(focal, dtype=torch.float32, device=device)
+        if all(f is not None for f in focal) else None,
+        "landmarks": stacked([v.landmarks for v in views]),
+        "dense": stacked([d[:, :2] for d in dense]) if all(d is not None for d in dense)
+        else None,
+        "expression_prior": prior,
+    }
 
 
 class StageClock:

@@ -29,6 +29,8 @@ class View:
     scale: float  # original pixels per working pixel
     landmarks: np.ndarray  # (68, 2) working pixels
     notes: list[str]
+    dense: np.ndarray | None = None  # (478, 2+) MediaPipe mesh points, working pixels
+    blendshapes: dict[str, float] | None = None  # ARKit name -> score, from the detector
 
 
 @dataclass(frozen=True)

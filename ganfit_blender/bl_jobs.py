@@ -3,6 +3,12 @@ time, polled from `bpy.app.timers` so Blender's main thread never waits.
 
 Without an event loop (the bpy module, background scripts) timers never fire: there the
 operators' `wait` option blocks instead, and tests may call `tick()` themselves.
+
+A running job's progress lives here, in Python, and the panel reads it from `current_job`:
+setting a Blender property on every tick would make Blender redraw the whole window
+(every property update sends a window notifier), and in a live window redrawing the
+3D view ten times a second took CPU from the engine and the main loop alike. During a
+job only the sidebars are redrawn, and only when what they show has changed.
 """
 
 from dataclasses import dataclass, field
@@ -50,6 +56,7 @@ class AssetsState:
 
 _job: ReconstructJob | None = None
 _request: Request | None = None
+_shown: tuple[float, str] | None = None  # the progress the sidebars last drew
 _assets_process: EngineProcess | None = None
 assets = AssetsState()
 
@@ -67,32 +74,39 @@ def _status() -> bpy.types.PropertyGroup | None:
     return getattr(wm, "ganfit_status", None) if wm is not None else None
 
 
-def _redraw() -> None:
+def _redraw(area_type: str, region_type: str) -> None:
+    """Tag one kind of region for redraw in every window (not their whole areas)."""
     wm = bpy.context.window_manager
     for window in wm.windows if wm is not None else ():
         for area in window.screen.areas:
-            if area.type in {"VIEW_3D", "PREFERENCES"}:
-                area.tag_redraw()
+            if area.type == area_type:
+                for region in area.regions:
+                    if region.type == region_type:
+                        region.tag_redraw()
 
 
-def _show(job: ReconstructJob | None, report: Report | None = None) -> None:
+def redraw_sidebars() -> None:
+    """Redraw the 3D views' sidebars, where the panel shows the job."""
+    _redraw("VIEW_3D", "UI")
+
+
+def _redraw_preferences() -> None:
+    _redraw("PREFERENCES", "WINDOW")
+
+
+def show_report(report: Report) -> None:
+    """The panel's message (a window-manager property: set only when a job starts or ends)."""
     status = _status()
-    if status is None:
-        return
-    status.running = job is not None and job.outcome is None
-    if job is not None:
-        status.fraction = job.state.fraction
-        status.label = job.state.label
-    if report is not None:
+    if status is not None:
         status.level, status.message = report.level, report.message
-    _redraw()
 
 
 def track(job: ReconstructJob, request: Request) -> None:
     """Take over a started job: poll it from a timer until it ends."""
-    global _job, _request
-    _job, _request = job, request
-    _show(job, Report("INFO", "Reconstructing"))
+    global _job, _request, _shown
+    _job, _request, _shown = job, request, None
+    show_report(Report("INFO", ""))
+    redraw_sidebars()
     if not bpy.app.timers.is_registered(tick):
         bpy.app.timers.register(tick, first_interval=TICK_S)
 
@@ -113,6 +127,7 @@ def conclude(job: ReconstructJob, request: Request) -> Report:
                 result, request.name, request.source, scene.collection,
                 photo=photo or request.photo_path, reference=request.reference, pack=True,
                 on_existing=request.on_existing)
+            bl_scene.select_only(_view_layer(scene), head)
         except (ResultError, ValueError, OSError, RuntimeError) as error:
             return Report("ERROR", f"Could not build the head: {error}")
         return Report("INFO", f"{outcome.message}: {head.name}", head.name)
@@ -120,26 +135,49 @@ def conclude(job: ReconstructJob, request: Request) -> Report:
         job.cleanup()
 
 
+def _view_layer(scene: bpy.types.Scene) -> bpy.types.ViewLayer:
+    """The view layer the artist sees the scene in: a window's showing it, else the
+    context's (timers have no window), else the scene's first."""
+    for window in bpy.context.window_manager.windows:
+        if window.scene == scene:
+            return window.view_layer
+    layer = bpy.context.view_layer
+    return layer if layer is not None and bpy.context.scene == scene else scene.view_layers[0]
+
+
 def _notify(report: Report) -> None:
-    """Put a report in the info bar from outside an operator."""
+    """Put a report in the status bar from outside an operator: the report operator
+    runs modally in a window (only a modal operator's reports reach the status bar
+    when called from a script); without a window the message is printed."""
+    wm = bpy.context.window_manager
+    window = wm.windows[0] if wm is not None and len(wm.windows) else None
+    if window is None:
+        print(f"Face reconstruction: {report.message}")
+        return
     try:
-        bpy.ops.ganfit.report(level=report.level, message=report.message)
-    except (RuntimeError, AttributeError):
+        area = next((a for a in window.screen.areas if a.type == "VIEW_3D"), None)
+        with bpy.context.temp_override(window=window, screen=window.screen, area=area):
+            bpy.ops.ganfit.report("INVOKE_DEFAULT", level=report.level, message=report.message)
+    except RuntimeError:  # the window is closing
         print(f"Face reconstruction: {report.message}")
 
 
 def tick() -> float | None:
     """Timer: take in the engine's progress; finish the job when it ends."""
-    global _job, _request
+    global _job, _request, _shown
     job, request = _job, _request
     if job is None or request is None:
         return None
     if not job.poll():
-        _show(job)
+        shown = (round(job.state.fraction, 3), job.state.label)
+        if shown != _shown:
+            _shown = shown
+            redraw_sidebars()
         return TICK_S
     _job = _request = None
     report = conclude(job, request)
-    _show(None, report)
+    show_report(report)
+    redraw_sidebars()
     _notify(report)
     return None
 
@@ -153,7 +191,8 @@ def cancel() -> Report | None:
     _job = _request = None
     job.cancel()
     report = conclude(job, request)
-    _show(None, report)
+    show_report(report)
+    redraw_sidebars()
     return report
 
 
@@ -180,7 +219,7 @@ def tick_assets() -> float | None:
         tail = process.stderr_tail()
         if tail and assets.running == "fetch":
             assets.message = tail[-1]
-        _redraw()
+        _redraw_preferences()
         return TICK_S
     _assets_process = None
     verb, assets.running = assets.running, ""
@@ -192,7 +231,7 @@ def tick_assets() -> float | None:
         assets.message = "Models downloaded"
     else:
         assets.message = failure_message(code, None, process.stderr_tail())
-    _redraw()
+    _redraw_preferences()
     return None
 
 

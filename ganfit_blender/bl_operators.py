@@ -2,6 +2,7 @@
 models. Each checks its input and reports problems with `self.report` (never raises)."""
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,8 +10,8 @@ import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from . import bl_jobs, bl_scene
-from .bl_export import export_head
+from . import bl_compat, bl_jobs, bl_scene, presets
+from .bl_export import export_head, make_lods
 from .process import EngineSetupError, ReconstructJob, find_engine_python, find_engine_source
 from .result import ResultError, load_result, object_name
 
@@ -134,8 +135,7 @@ class GANFIT_OT_reconstruct(bpy.types.Operator):
             return {"FINISHED"}
         job.wait()
         report = bl_jobs.conclude(job, request)
-        status = context.window_manager.ganfit_status
-        status.running, status.level, status.message = False, report.level, report.message
+        bl_jobs.show_report(report)
         self.report({report.level}, report.message)
         return {"FINISHED"} if report.head else {"CANCELLED"}
 
@@ -164,7 +164,7 @@ class GANFIT_OT_cancel(bpy.types.Operator):
 
 
 class GANFIT_OT_report(bpy.types.Operator):
-    """Show a message in the info bar (used when a background job ends)"""
+    """Show a message in the status bar (used when a background job ends)"""
 
     bl_idname = "ganfit.report"
     bl_label = "Report"
@@ -177,6 +177,20 @@ class GANFIT_OT_report(bpy.types.Operator):
     def execute(self, context):
         self.report({self.level}, self.message)
         return {"FINISHED"}
+
+    def invoke(self, context, event):
+        # Reports of an operator a script calls stay with the script; those a modal
+        # operator makes reach the status bar. So report from the first timer event.
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.01, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        return self.execute(context)
 
 
 class GANFIT_OT_import_result(bpy.types.Operator, ImportHelper):
@@ -212,7 +226,7 @@ class GANFIT_OT_import_result(bpy.types.Operator, ImportHelper):
         except (ValueError, OSError, RuntimeError) as error:
             self.report({"ERROR"}, f"Could not build the head: {error}")
             return {"CANCELLED"}
-        _select_only(context, head)
+        bl_scene.select_only(context.view_layer, head)
         self.report({"INFO"}, f"Imported {head.name}: {len(result.vertices)} vertices, "
                               f"{len(result.expression_names)} expressions")
         return {"FINISHED"}
@@ -257,15 +271,6 @@ class GANFIT_OT_remove_photo(bpy.types.Operator):
         return {"FINISHED"}
 
 
-def _select_only(context, obj: bpy.types.Object) -> None:
-    """Make obj the only selected and the active object."""
-    context.view_layer.update()  # its object list is stale right after removals
-    for other in context.view_layer.objects:
-        other.select_set(False)
-    obj.select_set(True)
-    context.view_layer.objects.active = obj
-
-
 def _active_head(context) -> bpy.types.Object | None:
     obj = context.active_object
     return obj if bl_scene.is_head(obj) else None
@@ -292,17 +297,37 @@ class GANFIT_OT_set_expression(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def _preset_items(fmt: str) -> list[tuple[str, str, str]]:
+    return [item for item in presets.enum_items() if presets.preset(item[0]).fmt == fmt]
+
+
+def _tool_roots(context) -> tuple[Path, ...]:
+    """Folders whose node_modules may hold gltfpack: the checkout the add-on runs from,
+    the one whose .venv runs Blender as a module, and the one the engine's Python is in."""
+    roots = [Path(__file__).resolve().parents[1], Path(sys.executable).parents[2]]
+    try:
+        python, _ = engine_paths(context)
+        roots.append(python.parents[2])
+    except EngineSetupError:
+        pass
+    return tuple(roots)
+
+
 class _ExportHead:
-    """Shared by the glb and FBX export operators."""
+    """Shared by the export operators: ARKit naming, kept expression, LODs, normals."""
 
     arkit_names: BoolProperty(
         name="ARKit names",
-        description="Name morph targets as Apple ARKit's 52 blend shapes (split brow and "
-                    "cheek halves merged)")
+        description="Exactly Apple ARKit's 52 blend shapes, in ARKit's order (split halves "
+                    "merged, tongueOut authored, the model's extra shapes left out)")
     keep_expression: BoolProperty(
         name="Keep current expression",
         description="Write the sliders' current values as default morph weights (else 0)")
-    fmt = ""
+    lods: EnumProperty(name="Levels of detail", items=presets.LOD_CHOICES, default="PRESET")
+    morph_normals: BoolProperty(
+        name="Morph normals",
+        description="Write normals in the morph targets (twice the size; engines "
+                    "usually recompute them)")
 
     @classmethod
     def poll(cls, context):
@@ -312,41 +337,76 @@ class _ExportHead:
         settings = context.scene.ganfit
         self.arkit_names = settings.export_arkit
         self.keep_expression = settings.export_keep_expression
+        self.lods = settings.export_lods
+        if presets.preset(settings.export_preset).fmt == presets.preset(self.preset).fmt:
+            self.preset = settings.export_preset
         return ExportHelper.invoke(self, context, event)
 
     def execute(self, context):
         head = _active_head(context)
+        preset = presets.preset(self.preset)
+        path = Path(bpy.path.abspath(self.filepath)).with_suffix(preset.extension)
+        lods = None if self.lods == "PRESET" else self.lods == "YES"
         try:
-            summary = export_head(context, head, Path(bpy.path.abspath(self.filepath)),
-                                  self.fmt, self.arkit_names, self.keep_expression)
+            summary = export_head(context, head, path, preset, self.arkit_names,
+                                  self.keep_expression, lods, self.morph_normals,
+                                  _tool_roots(context))
         except (OSError, RuntimeError, ValueError) as error:
             self.report({"ERROR"}, f"Export failed: {error}")
             return {"CANCELLED"}
-        message = f"Exported {len(summary.targets)} morph targets to {summary.path.name}"
+        size = summary.path.stat().st_size / 1e6
+        message = (f"Exported {len(summary.targets)} morph targets to {summary.path.name} "
+                   f"({preset.label}, {size:.1f} MB, {len(summary.objects)} object(s))")
         if summary.missing:
             message += f"; ARKit names the model lacks: {', '.join(summary.missing)}"
-        self.report({"INFO"}, message)
+        for note in summary.notes:
+            message += f"; {note}"
+        self.report({"WARNING"} if summary.notes else {"INFO"}, message)
         return {"FINISHED"}
 
 
 class GANFIT_OT_export_glb(_ExportHead, bpy.types.Operator, ExportHelper):
-    """Export the head as glTF binary with morph targets and the embedded texture"""
+    """Export the head as glTF binary with morph targets and the embedded maps"""
 
     bl_idname = "ganfit.export_glb"
     bl_label = "Export glb"
     filename_ext = ".glb"
     filter_glob: StringProperty(default="*.glb", options={"HIDDEN"})
-    fmt = "GLB"
+    preset: EnumProperty(name="Target", items=_preset_items("GLB"), default="GLTF")
 
 
 class GANFIT_OT_export_fbx(_ExportHead, bpy.types.Operator, ExportHelper):
-    """Export the head as FBX with blend shapes and the embedded texture"""
+    """Export the head as FBX with blend shapes and the embedded maps"""
 
     bl_idname = "ganfit.export_fbx"
     bl_label = "Export FBX"
     filename_ext = ".fbx"
     filter_glob: StringProperty(default="*.fbx", options={"HIDDEN"})
-    fmt = "FBX"
+    preset: EnumProperty(name="Target", items=_preset_items("FBX"), default="FBX")
+
+
+class GANFIT_OT_make_lods(bpy.types.Operator):
+    """Make lower levels of detail of the head (about 50% and 15% triangles) as objects
+    NAME_LOD1 and NAME_LOD2, with all its shape keys"""
+
+    bl_idname = "ganfit.make_lods"
+    bl_label = "Make LODs"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return _active_head(context) is not None and context.mode == "OBJECT"
+
+    def execute(self, context):
+        head = _active_head(context)
+        try:
+            lods = make_lods(context, head)
+        except RuntimeError as error:
+            self.report({"ERROR"}, f"Making LODs failed: {error}")
+            return {"CANCELLED"}
+        counts = ", ".join(f"{o.name}: {len(o.data.polygons)} polygons" for o in lods)
+        self.report({"INFO"}, f"Made {counts}")
+        return {"FINISHED"}
 
 
 _ASSET_VERBS = (
@@ -371,7 +431,7 @@ class GANFIT_OT_assets(bpy.types.Operator):
         return {verb: text for verb, _, text in _ASSET_VERBS}[properties.verb]
 
     def execute(self, context):
-        if self.verb == "fetch" and not bpy.app.online_access:
+        if self.verb == "fetch" and not bl_compat.online_access():
             self.report({"ERROR"}, "Online access is off (Preferences > System > Network)")
             return {"CANCELLED"}
         try:
@@ -395,5 +455,6 @@ CLASSES = (
     GANFIT_OT_set_expression,
     GANFIT_OT_export_glb,
     GANFIT_OT_export_fbx,
+    GANFIT_OT_make_lods,
     GANFIT_OT_assets,
 )

@@ -13,6 +13,8 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
+from . import bl_compat
+from .bl_maps import wire_maps
 from .materials import cornea_texture, material_style
 from .result import (
     CM_TO_M,
@@ -104,13 +106,14 @@ def _fill_mesh(mesh: bpy.types.Mesh, result: FaceResult) -> None:
     mesh.loops.foreach_set("vertex_index", result.polygon_vertices.astype(np.int32))
     mesh.polygons.add(len(result.polygon_sizes))
     mesh.polygons.foreach_set("loop_start", result.loop_starts.astype(np.int32))
+    bl_compat.set_polygon_sizes(mesh, result.polygon_sizes.astype(np.int32))
     mesh.polygons.foreach_set("material_index", result.polygon_materials.astype(np.int32))
     uv_layer = mesh.uv_layers.new(name=UV_NAME)
     uv_layer.data.foreach_set("uv", result.loop_uvs.ravel())
     mesh.update()
     if mesh.validate(clean_customdata=False):
         raise ValueError(f"{result.folder.name}: the mesh has invalid polygons")
-    mesh.shade_smooth()
+    bl_compat.shade_smooth(mesh)
 
 
 def _style_material(material: bpy.types.Material, group: str,
@@ -132,8 +135,8 @@ def _style_material(material: bpy.types.Material, group: str,
     material.diffuse_color = (*style.base_color, style.alpha)
     material.roughness = style.roughness
     if style.alpha < 1.0 or style.cornea:
-        material.surface_render_method = "BLENDED"
-    if texture is not None and (style.textured or style.cornea):
+        bl_compat.set_blended(material)
+    if texture is not None and (style.textured or style.cornea or style.iris):
         node = nodes.new("ShaderNodeTexImage")
         node.image = texture
         node.location = (bsdf.location.x - 350, bsdf.location.y)
@@ -254,18 +257,26 @@ def _build(result: FaceResult, name: str, collection: bpy.types.Collection,
         created.append((texture, bpy.data.images))
         if pack:
             texture.pack()
+    maps = {}
+    for role, path in result.map_paths.items():
+        maps[role] = _load_image(path, f"{name}_{role}")
+        created.append((maps[role], bpy.data.images))
+        if pack:
+            maps[role].pack()
     mesh = bpy.data.meshes.new(name)
     created.append((mesh, bpy.data.meshes))
     _fill_mesh(mesh, result)
     for group in result.material_names:
         material = _owned(bpy.data.materials.new(f"{name}_{group}"))
         created.append((material, bpy.data.materials))
-        image = texture
+        image = maps.get("iris") if material_style(group).iris else texture
         if material_style(group).cornea:
             image = _cornea_image(result, group, f"{name}_{group}_cornea")
             if image is not None:
                 created.append((image, bpy.data.images))
         _style_material(material, group, image)
+        if material_style(group).textured:
+            wire_maps(material, maps)
         mesh.materials.append(material)
     head = bpy.data.objects.new(name, mesh)
     created.append((head, bpy.data.objects))
@@ -296,6 +307,16 @@ def _reference_image(view: View, photo: bpy.types.Image | str | None, name: str,
     image = _load_image(path, f"{name}_photo")
     created.append((image, bpy.data.images))
     return image
+
+
+def select_only(view_layer: bpy.types.ViewLayer, obj: bpy.types.Object) -> None:
+    """Make obj the only selected object and the active one in view_layer (so the
+    panels that act on the active head show at once)."""
+    view_layer.update()  # its object list is stale right after removals
+    for other in view_layer.objects:
+        other.select_set(False, view_layer=view_layer)
+    obj.select_set(True, view_layer=view_layer)
+    view_layer.objects.active = obj
 
 
 def set_expression(obj: bpy.types.Object, fitted: bool) -> None:

@@ -1,16 +1,18 @@
 """Properties, the View3D > Sidebar > "Face" panels, and the add-on preferences."""
 
+from collections.abc import Callable
+
+import blf
 import bpy
 from bpy.props import (
     BoolProperty,
     CollectionProperty,
     EnumProperty,
-    FloatProperty,
     PointerProperty,
     StringProperty,
 )
 
-from . import bl_jobs, bl_scene
+from . import bl_compat, bl_jobs, bl_scene, presets
 from .bl_operators import ADDON_ID, engine_paths
 from .expressions import grouped
 from .process import ENV_PYTHON, EngineSetupError
@@ -57,14 +59,18 @@ class GanfitSettings(bpy.types.PropertyGroup):
     export_keep_expression: BoolProperty(
         name="Keep current expression", default=False,
         description="Export the sliders' current values as default morph weights (else 0)")
+    export_preset: EnumProperty(
+        name="Target", items=presets.enum_items(), default=presets.DEFAULT,
+        description="The engine the file is for: format, axes, units, compression, LODs")
+    export_lods: EnumProperty(
+        name="LODs", items=presets.LOD_CHOICES, default="PRESET",
+        description="Whether lower levels of detail go into the file")
 
 
 class GanfitStatus(bpy.types.PropertyGroup):
-    """The running job as the panel shows it (window-manager data: never saved)."""
+    """How the last run ended, as the panel shows it (window-manager data: never saved).
+    The running job's progress is bl_jobs.current_job()'s (see bl_jobs)."""
 
-    running: BoolProperty(description="Whether the engine is running")
-    fraction: FloatProperty(min=0.0, max=1.0, description="Progress of the whole run")
-    label: StringProperty(description="The engine's current stage and step")
     message: StringProperty(description="How the last run ended")
     level: StringProperty(default="INFO", description="INFO, WARNING or ERROR")
 
@@ -79,9 +85,10 @@ class VIEW3D_PT_ganfit(bpy.types.Panel):
         layout = self.layout
         settings = context.scene.ganfit
         status = context.window_manager.ganfit_status
+        job = bl_jobs.current_job()
         layout.use_property_split = False
         col = layout.column()
-        col.enabled = not status.running
+        col.enabled = job is None
         col.row().prop(settings, "photo_source", expand=True)
         if settings.photo_source == "FILE":
             col.prop(settings, "photo_path", text="")
@@ -96,28 +103,55 @@ class VIEW3D_PT_ganfit(bpy.types.Panel):
         col.prop(settings, "device")
         col.prop(settings, "reference_image")
         col.prop(settings, "on_existing")
-        if status.running:
-            layout.progress(factor=status.fraction, type="BAR", text=status.label)
+        if job is not None:
+            bl_compat.progress_bar(layout, job.state.fraction, job.state.label)
             layout.operator("ganfit.cancel", icon="CANCEL")
         else:
             layout.operator("ganfit.reconstruct", icon="USER")
         if status.message:
             box = layout.box()
-            for line in _wrap(status.message, 42):
-                box.label(text=line, icon=LEVEL_ICONS.get(status.level, "INFO"))
+            lines = wrap(status.message, message_width(context), text_width)
+            for i, line in enumerate(lines):
+                box.label(text=line, icon=LEVEL_ICONS.get(status.level, "INFO") if i == 0
+                          else "BLANK1")
         layout.operator("ganfit.import_result", text="Import result folder",
                         icon="FILE_FOLDER")
 
 
-def _wrap(text: str, width: int) -> list[str]:
-    """Split a message into panel-wide lines (labels do not wrap)."""
+# Unscaled pixels: the sidebar's default width where no region is known (scripts), the
+# width of the panel's margins, the category tabs, the box and the label's icon around a
+# message line, and the UI font's size (Blender's "widget" style, 11 points).
+DEFAULT_SIDEBAR_PX = 300
+MESSAGE_MARGINS_PX = 90
+UI_FONT_PX = 11
+
+
+def message_width(context) -> float:
+    """The width a message line may take in the sidebar, in unscaled pixels: the
+    region's real width divided by the interface scale, less the margins."""
+    region = context.region
+    scale = context.preferences.system.ui_scale or 1.0  # 0 without a window
+    width = region.width / scale if region is not None else DEFAULT_SIDEBAR_PX
+    return max(width - MESSAGE_MARGINS_PX, 4 * UI_FONT_PX)
+
+
+def text_width(text: str) -> float:
+    """How wide text is drawn in the UI font, in unscaled pixels."""
+    blf.size(0, UI_FONT_PX)
+    return blf.dimensions(0, text)[0]
+
+
+def wrap(text: str, width: float, measure: Callable[[str], float]) -> list[str]:
+    """Split a message into lines no wider than width by measure (labels do not wrap);
+    a single word wider than that keeps its own line."""
     lines, line = [], ""
     for word in text.split():
-        if line and len(line) + 1 + len(word) > width:
+        candidate = f"{line} {word}" if line else word
+        if line and measure(candidate) > width:
             lines.append(line)
             line = word
         else:
-            line = f"{line} {word}" if line else word
+            line = candidate
     return lines + ([line] if line else [])
 
 
@@ -140,8 +174,7 @@ class VIEW3D_PT_ganfit_expressions(bpy.types.Panel):
         row.operator("ganfit.set_expression", text="Neutral").mode = "NEUTRAL"
         row.operator("ganfit.set_expression", text="Fitted expression").mode = "FITTED"
         for label, names in grouped([k.name for k in keys[1:]]):
-            header, body = layout.panel(f"ganfit_group_{label}", default_closed=True)
-            header.label(text=f"{label} ({len(names)})")
+            body = bl_compat.foldout(layout, f"ganfit_group_{label}", f"{label} ({len(names)})")
             if body is not None:
                 col = body.column(align=True)
                 for name in names:
@@ -162,11 +195,16 @@ class VIEW3D_PT_ganfit_export(bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         settings = context.scene.ganfit
+        layout.prop(settings, "export_preset")
         layout.prop(settings, "export_arkit")
         layout.prop(settings, "export_keep_expression")
+        layout.prop(settings, "export_lods")
+        preset = presets.preset(settings.export_preset)
+        operator = "ganfit.export_glb" if preset.fmt == "GLB" else "ganfit.export_fbx"
         row = layout.row(align=True)
-        row.operator("ganfit.export_glb", text="glTF (.glb)", icon="EXPORT")
-        row.operator("ganfit.export_fbx", text="FBX", icon="EXPORT")
+        row.operator(operator, text=f"Export {preset.label} ({preset.extension})",
+                     icon="EXPORT").preset = preset.key
+        row.operator("ganfit.make_lods", text="", icon="MOD_DECIM")
 
 
 class GanfitPreferences(bpy.types.AddonPreferences):
@@ -194,9 +232,9 @@ class GanfitPreferences(bpy.types.AddonPreferences):
         sub.enabled = python is not None and not busy
         sub.operator("ganfit.assets", text="Check models", icon="FILE_REFRESH").verb = "list"
         fetch = row.row()
-        fetch.enabled = python is not None and not busy and bpy.app.online_access
+        fetch.enabled = python is not None and not busy and bl_compat.online_access()
         fetch.operator("ganfit.assets", text="Download models", icon="IMPORT").verb = "fetch"
-        if not bpy.app.online_access:
+        if not bl_compat.online_access():
             box.label(text="Downloads need Preferences > System > Allow Online Access",
                       icon="INFO")
         if bl_jobs.assets.message:

@@ -19,14 +19,16 @@ SKIN_KEYWORDS = ("face", "head", "skin")
 @dataclass(frozen=True)
 class MaterialStyle:
     """Principled BSDF inputs: base_color linear RGB, roughness, alpha (1 opaque),
-    whether the base color comes from the skin texture, and whether a see-through
-    cornea is cut out of it (the sclera)."""
+    whether the base color comes from the skin texture, whether a see-through
+    cornea is cut out of it (the sclera), and whether it shows the result's iris.png
+    (the iris groups; base_color is the fallback without one)."""
 
     base_color: tuple[float, float, float]
     roughness: float
     alpha: float
     textured: bool
     cornea: bool = False
+    iris: bool = False
 
 
 # (name keywords, lower-case) -> style; first match wins. Colours are plain choices
@@ -39,12 +41,13 @@ _STYLES: tuple[tuple[tuple[str, ...], MaterialStyle], ...] = (
     # does not ship: opaque, they render as black bands around the eyes. Hidden until a
     # strand texture is generated.
     (("lash",), MaterialStyle((0.02, 0.015, 0.012), 0.6, 0.0, False)),
-    (("iris",), MaterialStyle((0.09, 0.05, 0.025), 0.15, 1.0, False)),
+    (("iris",), MaterialStyle((0.09, 0.05, 0.025), 0.15, 1.0, False, iris=True)),
     (("sclera",), MaterialStyle((0.8, 0.78, 0.75), 0.1, 1.0, False, cornea=True)),
     (("teeth", "tooth"), MaterialStyle((0.8, 0.76, 0.66), 0.25, 1.0, False)),
     (("gum", "tongue", "mouth"), MaterialStyle((0.45, 0.12, 0.12), 0.35, 1.0, False)),
 )
 _DEFAULT = MaterialStyle((0.6, 0.6, 0.6), 0.5, 1.0, False)
+_SCLERA_EDGE = np.array([0.8, 0.62, 0.6])  # sclera colour factor towards the back
 
 
 def material_style(name: str) -> MaterialStyle:
@@ -71,11 +74,16 @@ def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
 def cornea_texture(color: tuple[float, float, float], radius: float, size: int = 256,
                    edge: float = 0.15) -> np.ndarray:
     """(size, size, 4) float32 sRGB + alpha: the sclera colour, transparent inside the
-    UV disc of `radius` around (0.5, 0.5), with a soft edge of edge * radius."""
+    UV disc of `radius` around (0.5, 0.5), with a soft edge of edge * radius. Towards
+    the back of the eyeball (where the eyelid corners meet it) the white turns a little
+    darker and redder, as a real sclera does, so it is not flat."""
     centres = (np.arange(size) + 0.5) / size - 0.5
     distance = np.hypot(centres[None, :], centres[:, None])
     alpha = np.clip((distance - radius) / (edge * radius), 0.0, 1.0)
+    towards_back = np.clip((distance - 1.2 * radius) / max(0.5 - 1.2 * radius, 1e-6), 0, 1)
+    white = np.asarray(color, dtype=np.float64)
+    linear = white + (towards_back[..., None] ** 1.5) * (white * _SCLERA_EDGE - white)
     rgba = np.empty((size, size, 4), dtype=np.float32)
-    rgba[..., :3] = linear_to_srgb(np.asarray(color, dtype=np.float64))
+    rgba[..., :3] = linear_to_srgb(linear)
     rgba[..., 3] = alpha
     return rgba

@@ -89,10 +89,16 @@ def find_engine_python(preference: str, addon_dir: Path,
         f"(or the environment variable {ENV_PYTHON})")
 
 
+# What the engine must not inherit from Blender: Blender's own Python settings, and the
+# display (a headless engine with a display loads Mesa GL through MediaPipe and crashes
+# in torch; engine/__main__.py drops it too, for callers other than this add-on).
+UNINHERITED = ("PYTHONHOME", "PYTHONSTARTUP", "DISPLAY", "WAYLAND_DISPLAY")
+
+
 def engine_environment(source: Path, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """The engine's environment: the engine source first on PYTHONPATH, unbuffered
-    UTF-8 output, and nothing of Blender's own Python settings."""
-    env = {k: v for k, v in environ.items() if k not in ("PYTHONHOME", "PYTHONSTARTUP")}
+    UTF-8 output, and none of the UNINHERITED variables."""
+    env = {k: v for k, v in environ.items() if k not in UNINHERITED}
     paths = [str(source)] + [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONUNBUFFERED"] = "1"
@@ -280,7 +286,7 @@ class ReconstructJob:
             if (folder / "result.json").is_file():
                 return Outcome(folder, f"Reconstructed in {done.seconds:.1f} s")
         return Outcome(None, failure_message(code, self.state.error,
-                                             self.process.stderr_tail()))
+                                             self.process.stderr_tail(), self.state.stage))
 
     def wait(self, poll_s: float = 0.05) -> Outcome:
         """Block until the job ends (headless use, where timers never fire)."""

@@ -5,6 +5,8 @@ folding them into what the panel shows, and turning an exit status into one mess
 """
 
 import json
+import re
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,21 +165,58 @@ class ProgressState:
         return f"{name} {self.step}/{self.steps}" if self.steps else name
 
 
+# stderr lines the engine's libraries write, never the engine's own words: absl/glog
+# ("W0000 00:00:1733.1 5580 file.cc:114] ..."), TensorFlow Lite ("INFO: Created ...")
+# and absl's "WARNING: All log messages before absl::InitializeLog() ...".
+_LIBRARY_LINE = re.compile(r"^([IWEF]\d{4} [\d:.]+ +\d+ [\w.-]+:\d+\]|(INFO|WARNING|ERROR): )")
+# faulthandler's first line when the engine dies in native code (engine/__main__.py).
+_FATAL = "Fatal Python error:"
+
+
+def sentence(message: str) -> str:
+    """The message with a capital first letter, unless it starts with a file name or a
+    path (whose case is its own): "no face in A.png" -> "No face in A.png", but
+    "photo.png: no face" stays."""
+    first = message.split(maxsplit=1)[0].rstrip(":,;") if message.strip() else ""
+    return message[0].upper() + message[1:] if first.isalpha() else message
+
+
+def engine_line(stderr_tail: Sequence[str]) -> str:
+    """The engine's own last words on stderr: faulthandler's fatal-error line after a
+    crash, else the last line that is not a library's log line ("" if none)."""
+    lines = [line.strip() for line in stderr_tail if line.strip()]
+    fatal = next((line for line in reversed(lines) if line.startswith(_FATAL)), None)
+    if fatal is not None:
+        return fatal
+    return next((line for line in reversed(lines) if not _LIBRARY_LINE.match(line)), "")
+
+
+def _signal_name(number: int) -> str:
+    """"signal 11 (SIGSEGV)"; the bare number for signals this system does not name."""
+    try:
+        return f"signal {number} ({signal.Signals(number).name})"
+    except ValueError:
+        return f"signal {number}"
+
+
 def failure_message(returncode: int | None, error: ErrorEvent | None,
-                    stderr_tail: Sequence[str] = ()) -> str:
+                    stderr_tail: Sequence[str] = (), stage: str = "") -> str:
     """One line for the artist about a run that did not produce a result.
 
     The engine's own error event wins (its message is written for users); otherwise the
-    exit code is explained and the last stderr line added as the detail.
+    exit code (or signal, with the stage it stopped in) is explained and the engine's
+    own last stderr line added as the detail; libraries' log lines are never used.
     """
     if error is not None and error.message:
         hint = MISSING_ASSET_HINT if error.code == "MISSING_ASSET" else ""
-        return error.message[0].upper() + error.message[1:] + hint
-    detail = next((line.strip() for line in reversed(stderr_tail) if line.strip()), "")
+        return sentence(error.message) + hint
+    detail = engine_line(stderr_tail)
     if returncode is None:
         base = "The engine did not finish"
     elif returncode < 0:
-        base = f"The engine was stopped by signal {-returncode}"
+        base = f"The engine was stopped by {_signal_name(-returncode)}"
+        if stage:
+            base += f" while {STAGES.get(stage, (stage.replace('_', ' '), 0.0))[0].lower()}"
     elif returncode == 0:
         base = "The engine finished without writing a result"
     elif returncode in EXIT_MESSAGES:

@@ -26,6 +26,9 @@ TEXTURE_PNG = "texture.png"
 # points are also scaled by CM_TO_M.
 MODEL_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 CM_TO_M = 0.01
+# result.json `maps` roles the add-on uses: the skin atlas's normal, roughness and AO
+# maps, and the iris groups' texture (in their own UVs).
+MAP_ROLES = ("normal", "roughness", "ao", "iris")
 
 
 class ResultError(ValueError):
@@ -86,6 +89,15 @@ class FaceResult:
         """texture.png, or None when the folder has none (the skin is then untextured)."""
         path = self.folder / TEXTURE_PNG
         return path if path.is_file() else None
+
+    @property
+    def map_paths(self) -> dict[str, Path]:
+        """result.json's further maps that exist, by role (MAP_ROLES) -> file; unknown
+        roles and missing files are left out."""
+        maps = self.meta.get("maps") or {}
+        paths = {role: self.folder / str(name) for role, name in maps.items()
+                 if role in MAP_ROLES and isinstance(name, str)}
+        return {role: path for role, path in paths.items() if path.is_file()}
 
     @property
     def loop_starts(self) -> np.ndarray:

@@ -1,12 +1,14 @@
 """The end of the main job: a result folder -> .blend and .glb, through the add-on itself.
 
     .venv/bin/python scripts/blender_import.py RESULT_DIR --blend OUT.blend --glb OUT.glb
-        [--fbx OUT.fbx] [--arkit] [--zip ADDON.zip]
+        [--fbx OUT.fbx] [--target PRESET FILE ...] [--arkit] [--lods] [--zip ADDON.zip]
 
 Builds the extension zip with build_addon.py (or takes --zip), installs it into a
 temporary Blender user folder (headless bpy module), runs the add-on's own import
 operator on the result folder, packs the images into the .blend, saves it and exports
-the head with the add-on's export operators.
+the head with the add-on's export operators: --glb and --fbx as plain glTF and FBX,
+--target once per engine preset (gltf, fbx, unity, unreal, godot, web). --lods also
+keeps the levels of detail as objects in the .blend.
 """
 
 import argparse
@@ -17,6 +19,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from ganfit_blender.presets import preset  # noqa: E402  (plain Python, no bpy)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -25,13 +29,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--blend", type=Path, required=True, help=".blend file to write")
     parser.add_argument("--glb", type=Path, help="glTF binary to export")
     parser.add_argument("--fbx", type=Path, help="FBX to export")
-    parser.add_argument("--arkit", action="store_true", help="ARKit morph target names")
+    parser.add_argument("--target", nargs=2, action="append", default=[],
+                        metavar=("PRESET", "FILE"), help="export for an engine preset")
+    parser.add_argument("--arkit", action="store_true",
+                        help="exactly ARKit's 52 morph targets, in ARKit's order")
+    parser.add_argument("--lods", action="store_true", help="LOD objects in the .blend")
     parser.add_argument("--zip", type=Path, help="add-on zip to install (default: build one)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        for name, _ in args.target:
+            preset(name)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if not (args.result / "result.json").is_file():
         print(f"error: {args.result} is not a result folder (no result.json)", file=sys.stderr)
         return 2
@@ -64,17 +78,26 @@ def _run(args: argparse.Namespace, user: Path) -> int:
         print(f"error: {error}".strip(), file=sys.stderr)
         return 1
     head = bpy.context.active_object
+    if args.lods:
+        bpy.ops.ganfit.make_lods()
+        bpy.context.view_layer.objects.active = head
     bpy.ops.file.pack_all()
     args.blend.parent.mkdir(parents=True, exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=str(args.blend.resolve()), compress=True)
     print(f"{args.blend}: {head.name}, {len(head.data.vertices)} vertices, "
           f"{len(head.data.polygons)} polygons, {len(head.data.shape_keys.key_blocks) - 1} "
           "shape keys")
-    for path, operator in ((args.glb, bpy.ops.ganfit.export_glb),
-                           (args.fbx, bpy.ops.ganfit.export_fbx)):
-        if path is not None:
-            operator(filepath=str(path.resolve()), arkit_names=args.arkit)
-            print(f"{path}: {path.stat().st_size / 1e6:.1f} MB")
+    targets = [("gltf", args.glb), ("fbx", args.fbx)]
+    targets += [(name, Path(path)) for name, path in args.target]
+    for name, path in targets:
+        if path is None:
+            continue
+        target = preset(name)
+        operator = (bpy.ops.ganfit.export_glb if target.fmt == "GLB"
+                    else bpy.ops.ganfit.export_fbx)
+        path = path.resolve().with_suffix(target.extension)
+        operator(filepath=str(path), preset=target.key, arkit_names=args.arkit)
+        print(f"{path} ({target.label}): {path.stat().st_size / 1e6:.1f} MB")
     return 0
 
 

@@ -24,12 +24,15 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from engine.assets.install import install_folder
 from engine.errors import BadInputError, MissingAssetError
-from engine.identity.arcface import ArcFaceNetwork, convert_onnx
+
+if TYPE_CHECKING:  # torch is imported where a network is built, so `assets list` stays fast
+    import torch
+
+    from engine.identity.arcface import ArcFaceNetwork
 
 NAME = "arcface"
 RELEASE_URL = "https://github.com/deepinsight/insightface/releases/download/v0.7/{pack}.zip"
@@ -136,6 +139,10 @@ def import_arcface(path: Path, home: Path, log: Callable[[str], None] = print) -
     The result is written to a temporary folder and renamed into place, so a failure
     leaves any previous installation untouched and nothing half-written. Returns the folder.
     """
+    import torch
+
+    from engine.identity.arcface import convert_onnx
+
     onnx_bytes, model_name = _read_onnx_bytes(Path(path))
     log(f"ArcFace: {LICENCE_NOTE}")
     log(f"converting {model_name} to torch")
@@ -192,6 +199,9 @@ def status(home: Path) -> dict:
 
 def load_arcface(home: Path, device: str | torch.device = "cpu") -> ArcFaceNetwork | None:
     """The installed ArcFace network, frozen, or None when it is not installed."""
+    import torch
+
+    from engine.identity.arcface import ArcFaceNetwork
     folder = arcface_dir(home)
     if not status(home)["installed"]:
         return None

@@ -12,8 +12,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -23,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.assets.download import download
+from engine.assets.install import install_folder
 from engine.errors import MissingAssetError
-from engine.facemodel.obj import read_obj, read_obj_vertices
 
 NAME = "ict-facekit"
 FORMAT_VERSION = 1
@@ -72,34 +70,59 @@ def install(source: Path | None, home: Path, log: Callable[[str], None] = print)
             downloaded.unlink(missing_ok=True)
 
 
+FIX = f"run `{FETCH_COMMAND}` (or `{FETCH_COMMAND} --from PATH` offline)"
+
+
 def status(home: Path) -> dict:
-    """What is installed: {"name", "installed", "path", "detail"}."""
-    manifest_path = install_dir(home) / "manifest.json"
-    if not manifest_path.is_file():
-        return {"name": NAME, "installed": False, "path": None, "detail": "not installed"}
+    """What is installed, its content checked against the SHA-256 recorded at install:
+    {"name", "installed", "state" ("installed" | "missing" | "damaged"), "path", "detail"}.
+    Hashing model.npz takes about 0.1 s."""
+    folder = install_dir(home)
+    if not folder.exists():
+        return {"name": NAME, "installed": False, "state": "missing", "path": None,
+                "detail": f"not installed: {FIX}"}
     try:
-        manifest = json.loads(manifest_path.read_text())
-        detail = f"commit {manifest['commit'][:10]}, from {manifest['source']}"
-    except (ValueError, KeyError):
-        return {"name": NAME, "installed": False, "path": str(install_dir(home)),
-                "detail": "damaged manifest"}
-    return {"name": NAME, "installed": True, "path": str(install_dir(home)), "detail": detail}
+        manifest, _ = _read_verified(home)
+    except MissingAssetError as error:
+        return {"name": NAME, "installed": False, "state": "damaged", "path": str(folder),
+                "detail": f"{error}: {FIX}"}
+    detail = f"commit {manifest['commit'][:10]}, from {manifest['source']}"
+    return {"name": NAME, "installed": True, "state": "installed", "path": str(folder),
+            "detail": detail}
+
+
+def _read_verified(home: Path, verify: bool = True) -> tuple[dict, bytes]:
+    """(manifest, model.npz bytes) of an install; MissingAssetError saying what is wrong."""
+    folder = install_dir(home)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        commit = manifest["commit"]
+        manifest["source"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise MissingAssetError(f"{folder / 'manifest.json'} is missing or unreadable") \
+            from error
+    if manifest.get("format") != FORMAT_VERSION or commit != COMMIT:
+        raise MissingAssetError(f"the install in {folder} is of an older format or release")
+    try:
+        data = model_file(home).read_bytes()
+    except OSError as error:
+        raise MissingAssetError(f"{model_file(home)} is missing or unreadable") from error
+    if verify and hashlib.sha256(data).hexdigest() != manifest.get("model_sha256"):
+        raise MissingAssetError(f"{model_file(home)} does not match the SHA-256 recorded at "
+                                "install (truncated or modified)")
+    return manifest, data
 
 
 def load_arrays(home: Path, verify: bool = True) -> dict[str, np.ndarray]:
     """The converted arrays of an install; MissingAssetError naming the fix otherwise."""
     folder = install_dir(home)
-    fix = f"run `{FETCH_COMMAND}` (or `{FETCH_COMMAND} --from PATH` offline)"
+    if not folder.exists():
+        raise MissingAssetError(f"the ICT-FaceKit face model is not installed in {folder}: {FIX}")
     try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-        data = model_file(home).read_bytes()
-    except (OSError, ValueError) as error:
-        raise MissingAssetError(f"the ICT-FaceKit face model is not installed in {folder}: {fix}") \
+        _, data = _read_verified(home, verify)
+    except MissingAssetError as error:
+        raise MissingAssetError(f"the installed face model is damaged: {error}; {FIX}") \
             from error
-    if manifest.get("format") != FORMAT_VERSION:
-        raise MissingAssetError(f"the installed face model is an old format: {fix}")
-    if verify and hashlib.sha256(data).hexdigest() != manifest.get("model_sha256"):
-        raise MissingAssetError(f"the installed face model in {folder} is damaged: {fix}")
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         return {key: npz[key] for key in npz.files}
 
@@ -154,6 +177,9 @@ def _open_source(source: Path) -> Iterator[Callable[[str], bytes]]:
 
 def _convert(read: Callable[[str], bytes], log: Callable[[str], None]) -> dict[str, np.ndarray]:
     """Parse and check every file, then return the arrays that model.npz stores."""
+    # imported here: engine.facemodel loads torch, which `assets list` does not need
+    from engine.facemodel.obj import read_obj, read_obj_vertices
+
     indices = json.loads(read(INDICES_JSON))
     mesh = read_obj(read(NEUTRAL_OBJ).decode())
     identity_names = sorted(n[:-4] for n in FILE_HASHES if n.startswith("identity"))
@@ -190,25 +216,14 @@ def _convert(read: Callable[[str], bytes], log: Callable[[str], None]) -> dict[s
 
 
 def _write_install(arrays: dict[str, np.ndarray], home: Path, source: str) -> Path:
-    final = install_dir(home)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{NAME}-", dir=home))
-    try:
-        np.savez(tmp / "model.npz", **arrays)
-        digest = hashlib.sha256((tmp / "model.npz").read_bytes()).hexdigest()
+    def write(folder: Path) -> None:
+        np.savez(folder / "model.npz", **arrays)
+        digest = hashlib.sha256((folder / "model.npz").read_bytes()).hexdigest()
         manifest = {
             "name": NAME, "format": FORMAT_VERSION, "commit": COMMIT, "source": source,
             "licence": "MIT", "model_sha256": digest,
             "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        old = None
-        if final.exists():
-            old = home / f".{NAME}-old-{os.getpid()}"
-            final.rename(old)
-        tmp.rename(final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+    return install_folder(install_dir(home), write)

@@ -20,6 +20,17 @@ from engine.fit.renderer import FaceRenderer, StageTargets
 from engine.fit.state import FitState
 from engine.fit.texture_model import CoarseTexture, LinearTexture, TextureModel
 
+# log-focal prior width when the EXIF gives the focal length (crops and rounding in the
+# camera's own figure: about 5%)
+EXIF_FOCAL_SIGMA = 0.05
+
+# The noise model of detected landmarks, chosen on the validation split (cases 0-11) of
+# benchmarks/shape_benchmark.py: MediaPipe's points sit ~5% of the eye distance off the
+# true projections of ICT's points (13% on the jaw outline, whose sliding contour then
+# pulls the shape the wrong way), so the landmark noise is 10% of the eye distance and the
+# jaw contour is left out. With ground-truth points the defaults of fit_landmarks hold.
+DETECTED_NOISE = {"landmark_sigma": 0.1, "jaw_weight": 0.0}
+
 # on_step(step, steps, loss terms)
 StepCallback = Callable[[int, int, dict[str, float]], None]
 
@@ -50,10 +61,22 @@ def initial_state(model: FaceModel, images: Sequence[np.ndarray],
 
 
 def landmark_fit(model: FaceModel, images: Sequence[np.ndarray], landmarks: Tensor,
-                 preset: Preset, on_step: StepCallback | None = None) -> FitState:
-    """Stage 1 from the mean face. landmarks: (N, 68, 2) working-image pixels."""
+                 preset: Preset, on_step: StepCallback | None = None,
+                 dense: Tensor | None = None,
+                 expression_prior: Tensor | None = None,
+                 focal: Tensor | None = None) -> FitState:
+    """Stage 1 from the mean face. landmarks: (N, 68, 2) working-image pixels; dense:
+    (N, 478, 2) MediaPipe mesh points there, or None; expression_prior: (N, E) weights the
+    detector read off the photos (blendshape scores), or None; focal: (N,) focal lengths
+    in working pixels the photos' EXIF gives (then held close), or None."""
     state = initial_state(model, images, landmarks.device)
-    fit_landmarks(model, landmarks, state, preset.landmark_steps, on_step=on_step)
+    focal_sigma = {}
+    if focal is not None:
+        state.log_focal = focal.log().to(state.log_focal)
+        focal_sigma = {"focal_sigma": EXIF_FOCAL_SIGMA}
+    fit_landmarks(model, landmarks, state, preset.landmark_steps, on_step=on_step,
+                  dense=dense, expression_prior=expression_prior, **focal_sigma,
+                  **DETECTED_NOISE)
     return state
 
 
@@ -93,12 +116,14 @@ def fit(model: FaceModel, images: Sequence[np.ndarray], landmarks: Tensor, prese
         identity: str = "auto", seed: int = 0,
         on_stage: Callable[[str], None] = lambda _: None,
         on_step: Callable[[str], StepCallback | None] = lambda _: None,
-        log: Callable[[str], None] = lambda _: None) -> FitResult:
+        log: Callable[[str], None] = lambda _: None, dense: Tensor | None = None,
+        expression_prior: Tensor | None = None, focal: Tensor | None = None) -> FitResult:
     """Both stages: landmark_fit then full_fit (see those). on_stage(name) is called as each
     starts; on_step(stage) gives that stage's step callback."""
     torch.manual_seed(seed)
     on_stage("landmark_fit")
-    state = landmark_fit(model, images, landmarks, preset, on_step("landmark_fit"))
+    state = landmark_fit(model, images, landmarks, preset, on_step("landmark_fit"), dense,
+                         expression_prior, focal)
     on_stage("full_fit")
     return full_fit(model, images, landmarks, state, preset, identity, seed,
                     on_step("full_fit"), log)

@@ -12,9 +12,17 @@ from torch import Tensor
 
 from engine.facemodel import FaceModel
 from engine.fit.contour import JawContour
-from engine.fit.losses import gaussian_prior, landmark_error_px, landmark_loss, landmark_weights
+from engine.fit.losses import (
+    gaussian_prior,
+    inter_ocular,
+    landmark_error_px,
+    landmark_loss,
+    landmark_weights,
+    robust_landmark_loss,
+)
 from engine.fit.renderer import face_subset, project_landmarks
 from engine.fit.state import FitState
+from engine.landmarks.dense import dense_correspondence
 from engine.render import matrix_to_axis_angle
 
 
@@ -68,6 +76,10 @@ def fit_landmarks(
     expression_sigma: float = 0.2,
     focal_sigma: float = 0.3,
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+    dense: Tensor | None = None,
+    dense_weight: float = 1.0,
+    expression_prior: Tensor | None = None,
+    jaw_weight: float | None = None,
 ) -> dict[str, float]:
     """Fit pose, focal, identity and expression to `landmarks` (N, 68, 2), in place.
 
@@ -77,23 +89,43 @@ def fit_landmarks(
     pose alone so the codes do not absorb a wrong pose, then on everything (L-BFGS was
     tried and stalls: jaw points switching vertex make the objective jump and end its
     line searches early). Returns the final loss terms.
+    dense: (N, 478, 2) MediaPipe mesh points in pixels, or None: fitted as points on the
+        surface (engine.landmarks.dense) with a robust (Cauchy) loss, `dense_weight` times
+        the 68-point term.
+    expression_prior: (N, E) prior mean of the expression weights (e.g. the detector's
+        blendshape scores), or None for 0.
+    jaw_weight: weight of the 17 sliding jaw points (None: engine.fit.losses' default).
     """
     contour = JawContour(model)
     subset = face_subset(model)
     weights = landmark_weights(landmarks.device)
+    if jaw_weight is not None:
+        weights[:17] = jaw_weight
     initial_pose(model, landmarks, state)
     log_focal0 = state.log_focal.clone()
     # the priors are per effective landmark, like the data term
     count = float(weights.sum()) * landmarks.shape[0]
 
+    correspondence = dense_correspondence() if dense is not None else None
+    expression_mean = (torch.zeros_like(state.expression) if expression_prior is None
+                       else expression_prior * state.expression_mask)
+
     def objective() -> dict[str, Tensor]:
         points = model(state.identity_batch(), state.expression, subset)
-        projected = project_landmarks(model, points, state.camera(), contour)
+        camera = state.camera()
+        projected = project_landmarks(model, points, camera, contour)
         data = landmark_loss(projected, landmarks, weights).mean() / landmark_sigma**2
+        terms = {}
+        if correspondence is not None:
+            surface = camera.project(correspondence.surface(points))[..., :2]
+            target = dense[:, correspondence.points]
+            terms["dense"] = dense_weight * robust_landmark_loss(
+                surface, target, inter_ocular(landmarks)).mean() / landmark_sigma**2
         prior = (gaussian_prior(state.identity, identity_sigma)
-                 + gaussian_prior(state.expression, expression_sigma)
+                 + gaussian_prior(state.expression - expression_mean, expression_sigma)
                  + gaussian_prior(state.log_focal - log_focal0, focal_sigma)) / count
-        return {"total": data + prior, "landmark": data, "prior": prior}
+        total = data + prior + sum(terms.values())
+        return {"total": total, "landmark": data, **terms, "prior": prior}
 
     rigid_steps = max(steps // 5, 10)
     phases = (

@@ -32,6 +32,18 @@ def landmark_loss(projected: Tensor, target: Tensor, weights: Tensor) -> Tensor:
     return (squared * weights).sum(-1) / weights.sum()
 
 
+def robust_landmark_loss(projected: Tensor, target: Tensor, scale: Tensor,
+                         cutoff: float = 0.05) -> Tensor:
+    """(N,) mean Cauchy loss of point distances / inter-ocular distance per view: squared
+    distance for small residuals, growing only logarithmically past `cutoff` (a detector's
+    gross errors on a few of many dense points then do not drag the fit).
+
+    projected, target: (N, P, 2) pixels; scale: (N,) inter-ocular distances in pixels.
+    """
+    squared = ((projected - target) ** 2).sum(-1) / scale[:, None] ** 2
+    return (cutoff**2 * torch.log1p(squared / cutoff**2)).mean(-1)
+
+
 def landmark_error_px(projected: Tensor, target: Tensor) -> Tensor:
     """(N,) mean landmark distance in pixels: the metric result.json reports."""
     return (projected - target).norm(dim=-1).mean(-1)

@@ -42,12 +42,15 @@ class DetectedFace:
     score: detector confidence in [0, 1] (backend-specific meaning).
     dense: (N, 2) or (N, 3) float64 backend-specific extra points (MediaPipe: 478 mesh
         vertices, x and y in pixels, z in pixels relative to the face centre), or None.
+    blendshapes: ARKit blendshape name -> score in [0, 1] (MediaPipe's Face Landmarker:
+        "jawOpen", "mouthSmileLeft", ...), or None when the backend gives none.
     """
 
     landmarks68: np.ndarray
     box: np.ndarray
     score: float = 1.0
     dense: np.ndarray | None = None
+    blendshapes: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         self.landmarks68 = np.asarray(self.landmarks68, dtype=np.float64)
@@ -86,7 +89,8 @@ class DetectedFace:
             dense[:, :2] = s(dense[:, :2])
             if dense.shape[1] > 2:
                 dense[:, 2:] *= factor
-        return DetectedFace(s(self.landmarks68), s(self.box), self.score, dense)
+        return DetectedFace(s(self.landmarks68), s(self.box), self.score, dense,
+                            self.blendshapes)
 
     def translated(self, dx: float, dy: float) -> DetectedFace:
         """The same face with all coordinates shifted by (dx, dy) pixels (crop -> full)."""
@@ -96,7 +100,7 @@ class DetectedFace:
             dense = self.dense.copy()
             dense[:, :2] += off
         box = self.box + np.concatenate([off, off])
-        return DetectedFace(self.landmarks68 + off, box, self.score, dense)
+        return DetectedFace(self.landmarks68 + off, box, self.score, dense, self.blendshapes)
 
 
 def inter_ocular_distance(landmarks68: np.ndarray) -> float:

@@ -25,6 +25,7 @@ from PIL import Image
 
 from engine.errors import MissingAssetError
 from engine.landmarks.base import DetectedFace, LandmarkDetector, check_rgb
+from engine.landmarks.blendshapes import task_path
 
 # MediaPipe 478-vertex mesh -> iBUG 68, each entry one vertex or the mean of two.
 # Source: Peizhi Yan, "Mediapipe_2_Dlib_Landmarks" (github.com/PeizhiYan/Mediapipe_2_Dlib_Landmarks,
@@ -147,6 +148,20 @@ def _windows(width: int, height: int, side: int) -> list[tuple[int, int]]:
     return [(x, y) for y in starts(height) for x in starts(width)]
 
 
+def _face_landmarker():
+    """MediaPipe's Face Landmarker with blendshape output, or None when its bundle is not
+    installed (engine.landmarks.blendshapes.task_path)."""
+    path = task_path()
+    if not path.is_file():
+        return None
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    options = vision.FaceLandmarkerOptions(
+        base_options=BaseOptions(model_asset_path=str(path)),
+        running_mode=vision.RunningMode.IMAGE, num_faces=1, output_face_blendshapes=True)
+    return vision.FaceLandmarker.create_from_options(options)
+
+
 class MediaPipeDetector(LandmarkDetector):
     """Face detection + 478-point mesh with MediaPipe 0.10.21 (offline models in the wheel).
 
@@ -182,11 +197,15 @@ class MediaPipeDetector(LandmarkDetector):
             refine_landmarks=True,
             min_detection_confidence=min_score,
         )
+        self._blendshapes = _face_landmarker()
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""
         for graph in [*self._detectors, self._mesh]:
             graph.close()
+        if self._blendshapes is not None:
+            self._blendshapes.close()
+            self._blendshapes = None
         self._detectors = []
 
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
@@ -272,7 +291,22 @@ class MediaPipeDetector(LandmarkDetector):
             box=np.concatenate([lo, hi]),
             score=float(box.score),
             dense=best,
+            blendshapes=self._scores(crop),
         )
+
+    def _scores(self, crop: np.ndarray) -> dict[str, float] | None:
+        """ARKit blendshape scores of the face in a mesh crop (the Face Landmarker's
+        largest face), or None without the bundle or a face."""
+        if self._blendshapes is None:
+            return None
+        import mediapipe as mp
+
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(crop))
+        result = self._blendshapes.detect(image)
+        if not result.face_blendshapes:
+            return None
+        return {c.category_name: float(c.score) for c in result.face_blendshapes[0]
+                if not c.category_name.startswith("_")}
 
     @staticmethod
     def _dedupe(faces: list[DetectedFace]) -> list[DetectedFace]:

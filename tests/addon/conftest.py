@@ -88,7 +88,7 @@ def scene(addon, bpy_module):
     bpy = bpy_module
     clear_scene(bpy)
     status = bpy.context.window_manager.ganfit_status
-    status.message, status.level, status.running = "", "INFO", False
+    status.message, status.level = "", "INFO"
     yield bpy.context.scene
     addon.bl_jobs.shutdown()
     clear_scene(bpy)

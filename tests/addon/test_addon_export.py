@@ -1,9 +1,11 @@
-"""Game exports: glb with morph targets (Khronos validator), FBX with blend shapes, ARKit
-names, default weights."""
+"""Game exports: glb with morph targets and PBR maps (Khronos validator), FBX with blend
+shapes, exactly ARKit's 52 names, default weights, engine presets (sizes, meshopt), levels
+of detail that keep the shape keys, and three.js loading the files in headless Chromium."""
 
 import contextlib
 import io
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 pytestmark = pytest.mark.blender
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,14 +67,29 @@ class Glb:
         (mesh,) = self.json["meshes"]
         return mesh
 
-    def target_names(self) -> list[str]:
-        return self.mesh["extras"]["targetNames"]
+    def named_mesh(self, name: str) -> dict:
+        """The mesh of the node called `name`."""
+        node = next(n for n in self.json["nodes"] if n.get("name") == name)
+        return self.json["meshes"][node["mesh"]]
 
-    def target_positions(self, name: str) -> np.ndarray:
+    def target_names(self, mesh: dict | None = None) -> list[str]:
+        return (mesh or self.mesh)["extras"]["targetNames"]
+
+    def positions(self, mesh: dict | None = None) -> np.ndarray:
+        """(N, 3) POSITION over all primitives of a mesh (float files only)."""
+        return np.concatenate([self.accessor(p["attributes"]["POSITION"])
+                               for p in (mesh or self.mesh)["primitives"]])
+
+    def target_positions(self, name: str, mesh: dict | None = None) -> np.ndarray:
         """(N, 3) POSITION offsets of one morph target over all primitives."""
-        k = self.target_names().index(name)
+        mesh = mesh or self.mesh
+        k = self.target_names(mesh).index(name)
         return np.concatenate([self.accessor(p["targets"][k]["POSITION"])
-                               for p in self.mesh["primitives"]])
+                               for p in mesh["primitives"]])
+
+    def triangles(self, mesh: dict | None = None) -> int:
+        return sum(self.json["accessors"][p["indices"]]["count"] // 3
+                   for p in (mesh or self.mesh)["primitives"])
 
 
 def _validate(path: Path) -> dict:
@@ -92,13 +110,15 @@ def _validate(path: Path) -> dict:
 
 @dataclass
 class Exports:
-    """One head exported once per module: model names (glb, FBX) and ARKit names with
-    the current expression kept (glb); plus the head's state before and after."""
+    """One head exported once per module: model names (glb, FBX), exactly ARKit's names
+    with the current expression kept (glb) and the Web preset (gltfpack); plus the head's
+    state before and after."""
 
     head: object
     model_glb: Path
     arkit_glb: Path
     fbx: Path
+    web_glb: Path
     before: tuple
     after: tuple
     arkit_report: str
@@ -124,15 +144,32 @@ def exports(addon, bpy_module, result_dir, tmp_path_factory) -> Exports:
     for i, key in enumerate(head.data.shape_keys.key_blocks[1:]):
         key.value = 0.1 + 0.8 * ((i * 37) % 11) / 10
     before = _state(bpy, head)
-    paths = folder / "model.glb", folder / "arkit.glb", folder / "head.fbx"
+    paths = folder / "model.glb", folder / "arkit.glb", folder / "head.fbx", folder / "web.glb"
     assert bpy.ops.ganfit.export_glb(filepath=str(paths[0])) == {"FINISHED"}
     report = io.StringIO()
     with contextlib.redirect_stdout(report):
         assert bpy.ops.ganfit.export_glb(filepath=str(paths[1]), arkit_names=True,
                                          keep_expression=True) == {"FINISHED"}
     assert bpy.ops.ganfit.export_fbx(filepath=str(paths[2])) == {"FINISHED"}
+    assert bpy.ops.ganfit.export_glb(filepath=str(paths[3]), preset="WEB",
+                                     arkit_names=True) == {"FINISHED"}
     yield Exports(head, *paths, before, _state(bpy, head), report.getvalue())
     _clear(bpy)
+
+
+@pytest.fixture(scope="module")
+def lod_exports(exports, bpy_module, tmp_path_factory) -> tuple[Path, Path]:
+    """The same head as a plain glb with LODs and with the Unreal preset (FBX, LODs)."""
+    bpy, head = bpy_module, exports.head
+    for obj in bpy.context.view_layer.objects:
+        obj.select_set(False)
+    head.select_set(True)
+    bpy.context.view_layer.objects.active = head
+    folder = tmp_path_factory.mktemp("lod_exports")
+    glb, fbx = folder / "lods.glb", folder / "unreal.fbx"
+    assert bpy.ops.ganfit.export_glb(filepath=str(glb), lods="YES") == {"FINISHED"}
+    assert bpy.ops.ganfit.export_fbx(filepath=str(fbx), preset="UNREAL") == {"FINISHED"}
+    return glb, fbx
 
 
 def _clear(bpy) -> None:
@@ -144,7 +181,7 @@ def test_export_leaves_the_head_untouched(exports):
     assert exports.after == exports.before
 
 
-def test_glb_has_morph_targets_zero_defaults_texture_and_validates(exports, bpy_module):
+def test_glb_has_morph_targets_zero_defaults_maps_and_validates(exports, bpy_module):
     bpy, head = bpy_module, exports.head
     glb = Glb(exports.model_glb)
     names = [k.name for k in head.data.shape_keys.key_blocks[1:]]
@@ -153,13 +190,26 @@ def test_glb_has_morph_targets_zero_defaults_texture_and_validates(exports, bpy_
     assert len(glb.mesh["weights"]) == len(names) and not any(glb.mesh["weights"])
     for primitive in glb.mesh["primitives"]:
         assert len(primitive["targets"]) == len(names)
+        assert all(set(t) == {"POSITION"} for t in primitive["targets"])  # no morph normals
     face = next(m for m in glb.json["materials"] if m["name"].endswith("M_Face"))
-    texture = glb.json["textures"][face["pbrMetallicRoughness"]["baseColorTexture"]["index"]]
+    pbr = face["pbrMetallicRoughness"]
+    texture = glb.json["textures"][pbr["baseColorTexture"]["index"]]
     assert glb.json["images"][texture["source"]]["name"] == "texture"
+    # The result's maps: normal, roughness (metallicRoughness G) and occlusion (R).
+    assert {"normalTexture", "occlusionTexture"} <= set(face)
+    assert "metallicRoughnessTexture" in pbr and pbr.get("metallicFactor", 1) == 0
     for image in glb.json["images"]:
-        assert image["mimeType"] == "image/png" and "bufferView" in image  # embedded
+        assert "bufferView" in image  # embedded
+        assert image["mimeType"] == ("image/png" if "cornea" in image["name"]
+                                     else "image/jpeg")
+    # The irises show iris.png (the photo's iris colour), not a plain colour.
+    for iris in [m for m in glb.json["materials"] if "Iris" in m["name"]]:
+        iris_texture = glb.json["textures"][
+            iris["pbrMetallicRoughness"]["baseColorTexture"]["index"]]
+        assert glb.json["images"][iris_texture["source"]]["name"].endswith("iris")
     sclera = [m for m in glb.json["materials"] if "Sclera" in m["name"]]
     assert sclera and all(m["alphaMode"] == "BLEND" for m in sclera)  # see-through cornea
+    assert exports.model_glb.stat().st_size < 12e6
     issues = _validate(exports.model_glb)
     assert issues["numErrors"] == 0, issues["messages"][:5]
 
@@ -172,29 +222,91 @@ def test_glb_has_morph_targets_zero_defaults_texture_and_validates(exports, bpy_
     assert all(k.value == 0.0 for k in keys[1:])
 
 
-def test_arkit_names_merge_split_shapes_and_keep_the_expression(exports):
+def test_arkit_export_has_exactly_arkits_52_names_in_order(exports, addon):
+    arkit_52 = addon.expressions.ARKIT_52
+    assert len(arkit_52) == 52 and len(set(arkit_52)) == 52
     model, arkit = Glb(exports.model_glb), Glb(exports.arkit_glb)
-    names = arkit.target_names()
-    assert "browInnerUp" in names and "cheekPuff" in names and "eyeBlinkLeft" in names
-    assert "tongueOut" not in names and "browInnerUp_L" not in names
-    assert len(names) == len(model.target_names()) - 2
-    assert "ARKit names the model lacks: tongueOut" in exports.arkit_report
+    assert arkit.target_names() == list(arkit_52)
+    assert "ARKit names the model lacks" not in exports.arkit_report
     assert _validate(exports.arkit_glb)["numErrors"] == 0
     # A merged target moves the mesh as both halves together; a renamed one as before.
     for merged, halves in (("browInnerUp", ("browInnerUp_L", "browInnerUp_R")),
                            ("cheekPuff", ("cheekPuff_L", "cheekPuff_R"))):
         expected = sum(model.target_positions(h) for h in halves)
-        np.testing.assert_allclose(arkit.target_positions(merged), expected, atol=1e-6)
+        np.testing.assert_allclose(arkit.target_positions(merged), expected, atol=3e-5)
     np.testing.assert_allclose(arkit.target_positions("mouthSmileRight"),
                                model.target_positions("mouthSmile_R"), atol=1e-7)
     # Kept expression: the sliders' values; a merged weight is the mean of its halves.
     keys = exports.head.data.shape_keys.key_blocks
-    weights = dict(zip(names, arkit.mesh["weights"], strict=True))
+    weights = dict(zip(arkit.target_names(), arkit.mesh["weights"], strict=True))
     expected = (keys["browInnerUp_L"].value + keys["browInnerUp_R"].value) / 2
     assert weights["browInnerUp"] == pytest.approx(expected, abs=1e-6)
-    for model_name, arkit_name in (("jawOpen", "jawOpen"), ("eyeBlink_L", "eyeBlinkLeft"),
-                                   ("PupilDilate_R", "PupilDilate_R")):
+    for model_name, arkit_name in (("jawOpen", "jawOpen"), ("eyeBlink_L", "eyeBlinkLeft")):
         assert weights[arkit_name] == pytest.approx(keys[model_name].value, abs=1e-6)
+    assert weights["tongueOut"] == 0.0  # authored, not fitted
+
+
+def test_tongue_out_puts_the_tongue_past_the_lips(exports, result_dir, addon):
+    """glTF axes: metres, Y up, the face looking along +Z. The tongue (the gums-and-tongue
+    primitive) reaches in front of the lips (moved by the shape too)."""
+    mesh = np.load(result_dir / "mesh.npz")
+    lips = mesh["vertices"][mesh["landmark_vertices"][48:68]] / 100
+    arkit = Glb(exports.arkit_glb)
+    by_material = {arkit.json["materials"][p["material"]]["name"]: p
+                   for p in arkit.mesh["primitives"]}
+    k = arkit.target_names().index("tongueOut")
+
+    def part(keyword: str) -> tuple[np.ndarray, np.ndarray]:
+        (primitive,) = [p for n, p in by_material.items() if keyword in n]
+        return (arkit.accessor(primitive["attributes"]["POSITION"]),
+                arkit.accessor(primitive["targets"][k]["POSITION"]))
+
+    tongue, tongue_out = part("GumsTongue")
+    face, face_out = part("M_Face")
+    mouth = ((np.abs(face[:, 0]) < np.abs(lips[:, 0]).max())
+             & (face[:, 1] > lips[:, 1].min() - 0.005) & (face[:, 1] < lips[:, 1].max() + 0.005))
+    lips_front = (face + face_out)[mouth, 2].max()
+    assert (tongue + tongue_out)[:, 2].max() > lips_front + 0.005
+    assert np.abs(tongue_out).max() > 0.03  # centimetres of motion, not noise
+    # Everything but the tongue moves as the jawOpen share only (the teeth, the face).
+    (teeth,) = [p for n, p in by_material.items() if "Teeth" in n]
+    jaw = arkit.accessor(teeth["targets"][arkit.target_names().index("jawOpen")]["POSITION"])
+    np.testing.assert_allclose(arkit.accessor(teeth["targets"][k]["POSITION"]),
+                               addon.arkit.JAW_SHARE * jaw, atol=3e-5)
+
+
+def test_web_preset_is_meshopt_compressed_and_small(exports):
+    web, plain = Glb(exports.web_glb), Glb(exports.model_glb)
+    assert {"EXT_meshopt_compression", "KHR_mesh_quantization"} <= set(
+        web.json["extensionsRequired"])
+    assert web.target_names() == list(Glb(exports.arkit_glb).target_names())
+    assert exports.web_glb.stat().st_size < exports.model_glb.stat().st_size / 3
+    issues = _validate(exports.web_glb)
+    assert issues["numErrors"] == 0, issues["messages"][:5]
+    assert "EXT_meshopt_compression" not in json.dumps(plain.json)
+
+
+@pytest.mark.slow
+def test_lods_keep_every_shape_key_and_jaw_open_moves_the_jaw(exports, lod_exports,
+                                                               result_dir):
+    glb = Glb(lod_exports[0])
+    head = exports.head
+    names = [k.name for k in head.data.shape_keys.key_blocks[1:]]
+    meshes = [glb.named_mesh(f"{head.name}_LOD{level}") for level in range(3)]
+    counts = [glb.triangles(m) for m in meshes]
+    assert counts[1] == pytest.approx(0.5 * counts[0], rel=0.1)
+    assert counts[2] == pytest.approx(0.15 * counts[0], rel=0.25)
+    assert _validate(lod_exports[0])["numErrors"] == 0
+    # The chin (landmark 8) in glTF axes: metres, Y up, face along +Z.
+    mesh = np.load(result_dir / "mesh.npz")
+    chin = mesh["vertices"][mesh["landmark_vertices"][8]] / 100
+    for lod in meshes:
+        assert glb.target_names(lod) == names
+        positions = glb.positions(lod)
+        nearest = np.argmin(np.linalg.norm(positions - chin, axis=1))
+        assert np.linalg.norm(positions[nearest] - chin) < 0.01
+        jaw = glb.target_positions("jawOpen", lod)[nearest]
+        assert jaw[1] < -0.01  # the chin drops more than a centimetre
 
 
 def test_fbx_reimports_with_shape_keys(exports, bpy_module):
@@ -217,6 +329,72 @@ def test_fbx_reimports_with_shape_keys(exports, bpy_module):
     np.testing.assert_allclose(extent(imported[0]), extent(head), rtol=1e-4)
 
 
+@pytest.mark.slow
+def test_unreal_fbx_reimports_with_lods_and_shape_keys(exports, lod_exports, bpy_module):
+    bpy, head = bpy_module, exports.head
+    names = [k.name for k in head.data.shape_keys.key_blocks[1:]]
+    before = set(bpy.data.objects)
+    bpy.ops.import_scene.fbx(filepath=str(lod_exports[1]))
+    imported = {o.name.split(".")[0]: o for o in set(bpy.data.objects) - before
+                if o.type == "MESH"}
+    assert sorted(imported) == [f"{head.name}_LOD{level}" for level in range(3)]
+    polygons = []
+    for level in range(3):
+        obj = imported[f"{head.name}_LOD{level}"]
+        assert [k.name for k in obj.data.shape_keys.key_blocks[1:]] == names
+        polygons.append(len(obj.data.polygons))
+    assert polygons[0] > polygons[1] > polygons[2]
+
+
+@pytest.mark.slow
+def test_make_lods_operator_keeps_shape_keys(scene, bpy_module, result_dir):
+    bpy = bpy_module
+    assert bpy.ops.ganfit.import_result(filepath=str(result_dir / "result.json"),
+                                        reference_image=False) == {"FINISHED"}
+    head = bpy.context.active_object
+    assert bpy.ops.ganfit.make_lods() == {"FINISHED"}
+    lods = sorted((o for o in bpy.data.objects if o.parent == head and o.type == "MESH"),
+                  key=lambda o: o.name)
+    assert [o.name for o in lods] == [f"{head.name}_LOD1", f"{head.name}_LOD2"]
+    names = [k.name for k in head.data.shape_keys.key_blocks]
+    for lod in lods:
+        assert [k.name for k in lod.data.shape_keys.key_blocks] == names
+        assert len(lod.data.materials) == len(head.data.materials)
+    assert bpy.context.active_object == head
+    assert bpy.ops.ganfit.make_lods() == {"FINISHED"}  # again: replaced, not added
+    assert len([o for o in bpy.data.objects if o.parent == head and o.type == "MESH"]) == 2
+
+
 def test_export_without_a_head_is_refused(scene, bpy_module):
     assert not bpy_module.ops.ganfit.export_glb.poll()
     assert not bpy_module.ops.ganfit.export_fbx.poll()
+    assert not bpy_module.ops.ganfit.make_lods.poll()
+
+
+@pytest.mark.slow
+def test_threejs_renders_the_exports_with_maps_and_morphs(exports, tmp_path):
+    """three.js's GLTFLoader (with MeshoptDecoder) in headless Chromium: the plain and the
+    meshopt files load, the face material has its maps, jawOpen changes the picture."""
+    node, chromium = shutil.which("node"), shutil.which("chromium")
+    if node is None or chromium is None:
+        pytest.skip("node or chromium is not installed (scripts/setup.sh)")
+    if not (ROOT / "node_modules" / "three").is_dir():
+        pytest.skip("npm packages three/playwright-core are missing: run scripts/setup.sh")
+    run = subprocess.run([node, str(ROOT / "scripts" / "threejs_render.mjs"), str(tmp_path),
+                          "jawOpen", str(exports.model_glb), str(exports.web_glb)],
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "CHROMIUM": chromium})
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert len(lines) == 2 and not any("error" in line for line in lines), lines
+    for line in lines:
+        assert "jawOpen" in line["targets"] and len(line["targets"]) >= 52
+        face = next(v for k, v in line["maps"].items() if k.endswith("M_Face"))
+        assert set(face) == {"map", "normalMap", "roughnessMap", "aoMap"}
+        rest = np.asarray(Image.open(line["rest"]).convert("RGB"), dtype=np.int16)
+        moved = np.asarray(Image.open(line["moved"]).convert("RGB"), dtype=np.int16)
+        background = rest[0, 0]
+        head = np.any(np.abs(rest - background) > 10, axis=-1)
+        assert 0.05 < head.mean() < 0.9  # the head fills part of the picture
+        changed = np.any(np.abs(moved - rest) > 30, axis=-1)
+        assert 0.002 < changed.mean() < 0.2  # the mouth opened; the rest stayed

@@ -81,14 +81,26 @@ def test_materials_use_the_texture_on_the_skin(scene, result_dir, bpy_module):
         bsdf = next(n for n in tree.nodes if n.type == "BSDF_PRINCIPLED")
         images = [n.image for n in tree.nodes if n.type == "TEX_IMAGE"]
         if group in ("M_Face", "M_BackHead"):
-            assert len(images) == 1
-            assert Path(images[0].filepath).resolve() == (result_dir / "texture.png").resolve()
-            link = bsdf.inputs["Base Color"].links[0]
-            assert link.from_node.type == "TEX_IMAGE"
-            assert images[0].size[0] > 0  # the PNG really loads
+            base = bsdf.inputs["Base Color"].links[0].from_node
+            assert base.type == "TEX_IMAGE"
+            assert Path(base.image.filepath).resolve() == (result_dir / "texture.png").resolve()
+            assert base.image.size[0] > 0  # the PNG really loads
+            # The result's maps: normal map -> Normal, roughness (G) -> Roughness, AO
+            # into the glTF output group (what the glb exporter reads as occlusion).
+            files = {Path(i.filepath).name: i for i in images}
+            assert set(files) == {"texture.png", "normal.png", "roughness.png", "ao.png"}
+            assert bsdf.inputs["Normal"].links[0].from_node.type == "NORMAL_MAP"
+            assert bsdf.inputs["Roughness"].links[0].from_node.type == "SEPARATE_COLOR"
+            assert files["normal.png"].colorspace_settings.name == "Non-Color"
+            group_nodes = [n for n in tree.nodes if n.type == "GROUP"]
+            assert [n.node_tree.name for n in group_nodes] == ["glTF Material Output"]
+            assert group_nodes[0].inputs["Occlusion"].is_linked
         elif "Sclera" in group:  # generated, packed, its alpha cuts out the cornea
             assert len(images) == 1 and images[0].packed_file is not None
             assert bsdf.inputs["Alpha"].links[0].from_socket.name == "Alpha"
+        elif "Iris" in group:  # the photo's iris colour
+            assert [Path(i.filepath).name for i in images] == ["iris.png"]
+            assert bsdf.inputs["Base Color"].links[0].from_node.image == images[0]
         else:
             assert not images, group
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ALLOWED_IMPORTS = {"bpy", "bpy_extras", "mathutils", "numpy"}
+ALLOWED_IMPORTS = {"bpy", "bpy_extras", "mathutils", "blf", "numpy"}
 
 
 def test_zip_holds_manifest_addon_and_engine(addon_zip):
@@ -28,6 +28,34 @@ def test_zip_holds_manifest_addon_and_engine(addon_zip):
                     for p in (ROOT / "engine").rglob("*.py") if "__pycache__" not in p.parts}
     assert engine_files <= names and "engine_src/engine/__main__.py" in names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+
+
+def test_legacy_zip_is_the_same_addon_in_a_folder_with_bl_info(addon_zip, tmp_path):
+    """Blender 3.4-4.1's form: every file of the extension under ganfit_blender/, and a
+    bl_info made from the manifest that Blender's add-on loader can read (a literal)."""
+    sys.path.insert(0, str(ROOT))
+    import build_addon
+
+    legacy = build_addon.build_legacy(tmp_path)
+    manifest = tomllib.loads((ROOT / "addon_manifest.toml").read_text())
+    assert legacy.name == f"ganfit_blender-{manifest['version']}-legacy.zip"
+    with zipfile.ZipFile(addon_zip) as archive:
+        extension = set(archive.namelist()) - {"blender_manifest.toml"}
+    with zipfile.ZipFile(legacy) as archive:
+        names = set(archive.namelist())
+        init = archive.read("ganfit_blender/__init__.py").decode()
+        plain = archive.read("ganfit_blender/result.py")
+    assert names == {f"ganfit_blender/{name}" for name in extension}
+    assert plain == (ROOT / "ganfit_blender" / "result.py").read_bytes()
+    tree = ast.parse(init)
+    (assign,) = [n for n in tree.body if isinstance(n, ast.Assign)
+                 and [t.id for t in n.targets] == ["bl_info"]]
+    info = ast.literal_eval(assign.value)
+    assert info["name"] == manifest["name"] and info["version"] == (0, 1, 0)
+    assert info["blender"] == (3, 4, 0) and info["category"] in manifest["tags"]
+    assert ast.get_docstring(tree) == ast.get_docstring(
+        ast.parse((ROOT / "ganfit_blender" / "__init__.py").read_text()))
+    assert build_addon.build_legacy(tmp_path).read_bytes() == legacy.read_bytes()  # stable
 
 
 def test_blender_validator_accepts_the_zip(addon_zip):

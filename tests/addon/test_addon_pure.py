@@ -225,6 +225,47 @@ def test_failure_messages_explain_each_ending():
     assert "exit code 1" in protocol.failure_message(1, None, ["ImportError: no torch"])
 
 
+# What the engine's stderr held when it crashed with DISPLAY set (issue 10): MediaPipe's
+# and TensorFlow Lite's log lines, then faulthandler's report (engine/__main__.py).
+CRASH_TAIL = [
+    "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "W0000 00:00:1796145512.625285    9861 inference_feedback_manager.cc:114] Feedback "
+    "manager requires a model with a single signature inference.",
+    "identity network: dlib",
+    "Fatal Python error: Segmentation fault",
+    "",
+    "Current thread 0x00007f3a (most recent call first):",
+    '  File "<frozen importlib._bootstrap>", line 241 in _call_with_frames_removed',
+    "W0000 00:00:1796145513.057798    9865 landmark_projection_calculator.cc:186] Using "
+    "NORM_RECT without IMAGE_DIMENSIONS is only supported for the square ROI.",
+]
+
+
+def test_a_crash_shows_the_engines_own_words_not_a_library_log_line():
+    message = protocol.failure_message(-11, None, CRASH_TAIL, "landmark_fit")
+    assert message == ("The engine was stopped by signal 11 (SIGSEGV) while fitting "
+                       "landmarks: Fatal Python error: Segmentation fault")
+    # Without faulthandler's report: the engine's last own line, never a library's.
+    tail = CRASH_TAIL[:4] + CRASH_TAIL[-1:]
+    assert protocol.engine_line(tail) == "identity network: dlib"
+    assert protocol.engine_line(CRASH_TAIL[:3]) == ""
+    assert protocol.failure_message(-9, None, CRASH_TAIL[:3]) == (
+        "The engine was stopped by signal 9 (SIGKILL)")
+    assert "signal 77" in protocol.failure_message(-77, None)  # no name for it
+
+
+def test_a_file_name_starting_a_message_keeps_its_case():
+    assert protocol.sentence("no face found in Me.png") == "No face found in Me.png"
+    assert protocol.sentence("photo.png: no face found") == "photo.png: no face found"
+    assert protocol.sentence("IMG_0001.JPG is not an image") == "IMG_0001.JPG is not an image"
+    assert protocol.sentence("cancelled") == "Cancelled"
+    assert protocol.sentence("internal error: boom") == "Internal error: boom"
+    assert protocol.sentence("") == ""
+    event = protocol.ErrorEvent("BAD_IMAGE", "me.jpg: not an image")
+    assert protocol.failure_message(2, event) == "me.jpg: not an image"
+
+
 # --------------------------------------------------------------------- expressions, ARKit
 
 def test_arkit_plan_on_the_model_names(result_dir):
@@ -290,8 +331,11 @@ def test_cornea_texture_is_clear_inside_and_opaque_outside():
     rgba = materials.cornea_texture((0.8, 0.78, 0.75), radius=0.15, size=64)
     assert rgba.shape == (64, 64, 4) and rgba.dtype == np.float32
     assert rgba[32, 32, 3] == 0.0 and rgba[0, 0, 3] == 1.0 and rgba[32, 2, 3] == 1.0
-    np.testing.assert_allclose(rgba[0, 0, :3], materials.linear_to_srgb(np.array([0.8, 0.78,
-                                                                                 0.75])))
+    # Just outside the cornea the sclera's own colour; towards the back darker and redder.
+    np.testing.assert_allclose(rgba[32, 20, :3], materials.linear_to_srgb(np.array([0.8, 0.78,
+                                                                                   0.75])))
+    corner = rgba[0, 0, :3]
+    assert np.all(corner < rgba[32, 20, :3]) and corner[0] - corner[2] > 0.05
     np.testing.assert_allclose(materials.linear_to_srgb(np.array([0.0, 0.0031308, 0.214, 1.0])),
                                [0.0, 0.04045, 0.5, 1.0], atol=1e-3)
 

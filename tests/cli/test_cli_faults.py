@@ -48,17 +48,9 @@ class Run:
                 return
         pytest.fail(f"the run ended before stage {stage!r}: {self.finish()[1][-1500:]}")
 
-    def wait_for_staging(self, timeout: float = 300) -> Path:
-        """Poll until the run's staging folder exists (the write has begun)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = list(self.out.parent.glob(f".{self.out.name}.partial-*"))
-            if found:
-                return found[0]
-            if self.proc.poll() is not None:
-                pytest.fail(f"the run ended before writing: {self.finish()[1][-1500:]}")
-            time.sleep(0.002)
-        pytest.fail("no staging folder appeared")
+    def staging(self) -> Path | None:
+        """The run's staging folder, once the write has begun."""
+        return next(iter(self.out.parent.glob(f".{self.out.name}.partial-*")), None)
 
     def signal(self, number: int) -> None:
         self.proc.send_signal(number)
@@ -68,6 +60,22 @@ class Run:
         out, err = self.proc.communicate(timeout=timeout)
         self.events += [json.loads(line) for line in out.splitlines() if line.strip()]
         return self.proc.returncode, err
+
+
+def signal_when_writing(runs: list[tuple[Run, int]], timeout: float = 900) -> None:
+    """Poll the runs (they work side by side) and send each its signal as soon as its
+    staging folder appears."""
+    waiting = list(runs)
+    deadline = time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline:
+        for run, number in list(waiting):
+            if run.staging() is not None:
+                run.signal(number)
+                waiting.remove((run, number))
+            elif run.proc.poll() is not None:
+                pytest.fail(f"a run ended before writing: {run.finish()[1][-1500:]}")
+        time.sleep(0.002)
+    assert not waiting, "no staging folder appeared"
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -88,9 +96,9 @@ def parent(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize(("stage", "signum"), [("full_fit", signal.SIGTERM),
-                                                ("landmark_fit", signal.SIGHUP)],
-                         ids=["sigterm-fit", "sighup-landmarks"])
+@pytest.mark.parametrize(("stage", "signum"), [("landmark_fit", signal.SIGTERM),
+                                                ("detect", signal.SIGHUP)],
+                         ids=["sigterm-fit", "sighup-detect"])
 def test_signal_during_the_fit_cancels_cleanly(astronaut_png, parent, stage, signum):
     run = Run([astronaut_png], parent / "face")
     run.wait_for_stage(stage)
@@ -100,28 +108,35 @@ def test_signal_during_the_fit_cancels_cleanly(astronaut_png, parent, stage, sig
     assert os.listdir(parent) == []
 
 
-def test_sigterm_while_writing_with_force_keeps_the_old_result(astronaut_png, parent):
-    out = parent / "face"
-    out.mkdir()
-    (out / "result.json").write_text('{"old": true}')
-    run = Run([astronaut_png], out, "--force")
-    run.wait_for_staging()
-    run.signal(signal.SIGTERM)
-    code, stderr = run.finish()
+@pytest.fixture(scope="module")
+def interrupted_writes(astronaut_png, tmp_path_factory) -> dict[str, tuple[Run, int, str]]:
+    """Two runs side by side, each stopped once its staging folder exists: "killed"
+    (SIGKILL, a new folder) and "terminated" (SIGTERM, --force over an old result)."""
+    killed_out = tmp_path_factory.mktemp("killed") / "face"
+    old = tmp_path_factory.mktemp("terminated") / "face"
+    old.mkdir()
+    (old / "result.json").write_text('{"old": true}')
+    killed = Run([astronaut_png], killed_out)
+    terminated = Run([astronaut_png], old, "--force")
+    signal_when_writing([(killed, signal.SIGKILL), (terminated, signal.SIGTERM)])
+    return {name: (run, *run.finish()) for name, run in
+            (("killed", killed), ("terminated", terminated))}
+
+
+def test_sigterm_while_writing_with_force_keeps_the_old_result(interrupted_writes):
+    run, code, stderr = interrupted_writes["terminated"]
     assert_cancelled(code, stderr, run)
-    assert os.listdir(parent) == ["face"]
-    assert json.loads((out / "result.json").read_text()) == {"old": True}
+    assert os.listdir(run.out.parent) == ["face"]
+    assert json.loads((run.out / "result.json").read_text()) == {"old": True}
 
 
-def test_killed_while_writing_then_two_runs_at_once(astronaut_png, parent):
-    """SIGKILL during the write leaves a staging folder and a lock file (nothing can
-    run); then two runs started together into the same new folder: one writes the
+def test_killed_while_writing_then_two_runs_at_once(astronaut_png, interrupted_writes):
+    """SIGKILL during the write leaves a staging folder and a lock file (no handler can
+    run); then two runs started together into that same new folder: one writes the
     result and cleans the dead run's leftovers, the other stops at once with exit 2."""
-    out = parent / "face"
-    killed = Run([astronaut_png], out)
-    killed.wait_for_staging()
-    killed.signal(signal.SIGKILL)
-    assert killed.finish()[0] == -signal.SIGKILL
+    killed, code, _ = interrupted_writes["killed"]
+    out, parent = killed.out, killed.out.parent
+    assert code == -signal.SIGKILL
     assert not out.exists()
     stale = leftovers(parent)
     assert any(name.startswith(".face.partial-") for name in stale), stale

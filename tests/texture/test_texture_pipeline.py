@@ -1,0 +1,42 @@
+"""reconstruct with the installed texture model (scripts/setup.sh builds it): result.json
+names it, texture_mask.png marks only the trusted photo texels, and the neck is skin
+coloured instead of the astronaut's suit and collar."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.color import rgb2lab
+
+from engine.paths import ganfit_home
+from engine.texture import asset
+from engine.texture.atlas import atlas_coverage, atlas_positions
+
+
+@pytest.mark.slow
+def test_reconstruct_uses_and_names_the_texture_model(astronaut_result, face_model):
+    if not asset.status(ganfit_home())["installed"]:
+        pytest.skip("texture-pca is not installed (scripts/setup.sh builds it)")
+    info = json.loads((astronaut_result / "result.json").read_text())
+    assert info["texture_model"] == "texture-pca"
+    assert info["texture_source"] == "photo + texture model"
+    texture = np.asarray(Image.open(astronaut_result / "texture.png")).astype(np.float64) / 255
+    trusted = np.asarray(Image.open(astronaut_result / "texture_mask.png")) > 127
+    size = texture.shape[0]
+    covered = atlas_coverage(face_model, size).numpy()
+    assert trusted[covered].mean() < 0.5 and not trusted[~covered].any()
+
+    mesh = np.load(astronaut_result / "mesh.npz")
+    vertices = torch.from_numpy(mesh["vertices"])
+    positions = atlas_positions(face_model, size, vertices).numpy()
+    chin = mesh["vertices"][mesh["landmark_vertices"][8]]
+    neck = covered & (positions[..., 1] < chin[1] - 1.0) & (positions[..., 2] > -2.0)
+    marks = mesh["vertices"][mesh["landmark_vertices"]]
+    cheeks = np.stack([marks[[2, 31, 41]].mean(0), marks[[14, 35, 46]].mean(0)])
+    distance = np.linalg.norm(positions[..., None, :] - cheeks, axis=-1).min(-1)
+    cheek = covered & (distance < 1.6)
+    lab = rgb2lab(texture)
+    far = np.linalg.norm(lab[neck] - np.median(lab[cheek], axis=0), axis=-1) > 30
+    assert far.mean() < 0.15
