@@ -270,7 +270,12 @@ def run_multiview(model: Model, specs: list[dict], quality: str, work: Path) -> 
     identity error (neutral, mm) and the mean per-view error of each."""
     out = {}
     for label, chosen in (("one_photo", specs[:1]), ("three_photos", specs)):
-        folder, seconds = fit_cli([s["image"] for s in chosen], work / label, quality)
+        try:
+            folder, seconds = fit_cli([s["image"] for s in chosen], work / label, quality)
+        except subprocess.CalledProcessError as error:
+            out[label] = {"error": f"reconstruct exited with {error.returncode}"}
+            print(label, out[label], flush=True)
+            continue
         vertices, weights, focals = read_fit(folder)
         rows = [score_view(model, s, vertices, w, f)
                 for s, w, f in zip(chosen, weights, focals, strict=True)]

@@ -74,14 +74,20 @@ def _reconstruct_arguments(rec: argparse.ArgumentParser) -> None:
 
 
 def _reconstruct(args: argparse.Namespace, progress: Progress) -> int:
-    from engine.pipeline import ReconstructOptions, reconstruct
+    from engine.imageio import load_photo
+    from engine.result import check_destination
 
     start = time.perf_counter()
+    # every input is checked before torch and the models load: bad input is answered at once
+    check_destination(args.out, args.force)
+    photos = [load_photo(p) for p in args.images]
+    from engine.pipeline import ReconstructOptions, reconstruct
+
     options = ReconstructOptions(
         quality=args.quality, device=args.device, seed=args.seed, force=args.force,
         landmarks=args.landmarks, identity=args.identity,
         allow_different_people=args.allow_different_people, maps_size=args.maps_size)
-    result = reconstruct(args.images, args.out, options, progress=progress, log=_log)
+    result = reconstruct(photos, args.out, options, progress=progress, log=_log)
     with contextlib.suppress(Cancelled):  # the result is written: a late cancel changes nothing
         progress.emit("done", result=str(result), seconds=round(time.perf_counter() - start, 2))
     _log(f"wrote {result}")

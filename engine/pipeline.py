@@ -13,17 +13,14 @@ from engine.facemodel import FaceModel, load_face_model
 from engine.fit.fitter import FitResult, StepCallback, fit
 from engine.fit.presets import Preset, get_preset
 from engine.identity.same_person import compare_photos
-from engine.imageio import Photo, load_photo, working_image
+from engine.imageio import Photo, working_image
 from engine.landmarks import get_detector, select_face
 from engine.plausibility import plausibility_notes
-from engine.preview import preview_image
 from engine.progress import Progress
-from engine.report import RunInfo, View, result_info, result_mesh
-from engine.result import ResultImages, check_destination, write_result
-from engine.texture.complete import final_texture, learned_texture
-from engine.texture.eyes import IRIS_PNG, first_view_iris
+from engine.report import RunInfo, View, result_images, result_info, result_mesh
+from engine.result import check_destination, write_result
+from engine.texture.complete import final_texture
 from engine.texture.maps import DEFAULT_SIZE as DEFAULT_MAPS_SIZE
-from engine.texture.maps import bake_maps, map_files
 
 
 @dataclass(frozen=True)
@@ -38,13 +35,13 @@ class ReconstructOptions:
     maps_size: int = DEFAULT_MAPS_SIZE  # normal/roughness/AO map width; 0: no maps
 
 
-def reconstruct(images: list[Path], out: Path, options: ReconstructOptions,
+def reconstruct(photos: list[Photo], out: Path, options: ReconstructOptions,
                 progress: Progress, log: Callable[[str], None]) -> Path:
-    """Run every stage and write the result folder; returns its result.json path."""
+    """Run every stage on the loaded photos and write the result folder; returns its
+    result.json path."""
     check_destination(out, options.force)
     preset = get_preset(options.quality)
     device = resolve_device(options.device)
-    photos = [load_photo(p) for p in images]  # every input checked before any slow work
     stages = StageClock(progress)
     stages.enter("detect")
     model = load_face_model(device)
@@ -55,25 +52,17 @@ def reconstruct(images: list[Path], out: Path, options: ReconstructOptions,
         views[i].notes.extend(notes)
     fitted = fit_views(model, views, preset, options, device, stages, log)
     stages.enter("texture")
-    albedo, seen = final_texture(model, [v.work for v in views], fitted, preset.texture_size)
+    albedo, seen, texture_model = final_texture(model, [v.work for v in views], fitted.state,
+                                                preset.texture_size)
     mesh = result_mesh(model, fitted.state)
-    maps = (map_files(bake_maps(model, torch.from_numpy(mesh.vertices), albedo, seen,
-                                options.maps_size)) if options.maps_size else {})
-    iris = first_view_iris(model, views[0].work, fitted.state)
-    if iris is not None:
-        maps["iris"] = (IRIS_PNG, iris)
+    images = result_images(model, mesh, views, fitted.state, albedo, seen, options.maps_size)
     stages.enter("write")
-    preview = preview_image(model, fitted.state, albedo, views[0].work)
     stages.finish()
     run = RunInfo(preset.name, device, options.seed, options.landmarks, stages.timings)
-    texture = (albedo.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    return write_result(out, options.force,
-                        result_info(model, views, fitted, run, texture_source=(
-                            "photo + texture model" if learned_texture(fitted) else
-                            "photo unwrap"), maps={r: f for r, (f, _) in maps.items()}),
-                        mesh,
-                        ResultImages(texture, seen.cpu().numpy(), preview,
-                                     dict(maps.values())))
+    info = result_info(model, views, fitted, run, texture_model=texture_model,
+                       texture_source="photo + texture model" if texture_model
+                       else "photo unwrap", maps=images.map_files())
+    return write_result(out, options.force, info, mesh, images)
 
 
 def resolve_device(name: str) -> torch.device:

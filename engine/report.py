@@ -7,15 +7,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from engine import __version__
 from engine.facemodel import FaceModel
 from engine.fit.fitter import FitResult
 from engine.fit.state import FitState
 from engine.imageio import Photo, to_original
-from engine.result import Camera, Metrics, ResultInfo, ResultMesh, ViewRecord
+from engine.preview import preview_image
+from engine.result import Camera, Metrics, ResultImages, ResultInfo, ResultMesh, ViewRecord
 from engine.texture.atlas import atlas_uvs
-from engine.texture.complete import learned_texture
+from engine.texture.eyes import IRIS_PNG, first_view_iris
+from engine.texture.maps import bake_maps, map_files
 
 MODEL_INFO = {"name": "ICT-FaceKit light", "version": "da5f95a", "licence": "MIT"}
 
@@ -55,7 +58,8 @@ def original_camera(state: FitState, index: int, scale: float) -> Camera:
 
 
 def result_info(model: FaceModel, views: Sequence[View], fitted: FitResult, run: RunInfo,
-                texture_source: str, maps: dict[str, str] | None = None) -> ResultInfo:
+                texture_source: str, maps: dict[str, str] | None = None,
+                texture_model: str | None = None) -> ResultInfo:
     state = fitted.state
     records = []
     for i, view in enumerate(views):
@@ -82,12 +86,27 @@ def result_info(model: FaceModel, views: Sequence[View], fitted: FitResult, run:
         device=str(run.device), engine_version=__version__,
         python=platform.python_version(), torch=torch.__version__,
         landmark_detector=run.landmark_detector, identity_network=fitted.identity_network,
-        texture_model=fitted.texture_model.name if learned_texture(fitted) else None,
+        texture_model=texture_model,
         texture_source=texture_source, seed=run.seed,
         timings=run.timings,
         peak_cuda_memory_mb=(torch.cuda.max_memory_allocated() / 2**20
                              if run.device.type == "cuda" else None),
         views=records, metrics=summary, maps=maps or {})
+
+
+def result_images(model: FaceModel, mesh: ResultMesh, views: Sequence[View], state: FitState,
+                  albedo: Tensor, seen: Tensor, maps_size: int) -> ResultImages:
+    """texture.png and its mask from the baked albedo (3, T, 2T) and seen mask (T, 2T), the
+    preview of the first view, the normal/roughness/AO maps at `maps_size` wide (none for 0)
+    and the iris colour from the first photo."""
+    maps = (map_files(bake_maps(model, torch.from_numpy(mesh.vertices), albedo, seen,
+                                maps_size)) if maps_size else {})
+    iris = first_view_iris(model, views[0].work, state)
+    if iris is not None:
+        maps["iris"] = (IRIS_PNG, iris)
+    texture = (albedo.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return ResultImages(texture, seen.cpu().numpy(),
+                        preview_image(model, state, albedo, views[0].work), maps)
 
 
 @torch.no_grad()

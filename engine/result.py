@@ -105,7 +105,8 @@ class ViewRecord:
 class ResultInfo:
     """result.json without "schema" (see DESIGN.md and the README's result.json details).
 
-    maps: further UV maps in the folder, by role ("normal", "roughness", "ao") -> file name.
+    maps: further maps in the folder, by role ("normal", "roughness", "ao" in the skin
+    atlas; "iris" in the irises' own UVs) -> file name.
     """
 
     model: dict[str, str]
@@ -145,13 +146,17 @@ class ResultInfo:
 @dataclass
 class ResultImages:
     """The folder's images. texture: (T, 2T, 3) uint8 sRGB atlas; texture_mask: (T, 2T)
-    bool, texels seen in the photo(s); preview: (H, W, 3) uint8; maps: file name ->
-    (T, 2T, C) uint8 further UV maps (named in ResultInfo.maps)."""
+    bool, texels seen in the photo(s); preview: (H, W, 3) uint8; maps: role -> (file name,
+    uint8 image) of the further maps (result.json's `maps` names them)."""
 
     texture: np.ndarray
     texture_mask: np.ndarray
     preview: np.ndarray
-    maps: dict[str, np.ndarray] = field(default_factory=dict)
+    maps: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
+
+    def map_files(self) -> dict[str, str]:
+        """role -> file name, as result.json's `maps`."""
+        return {role: name for role, (name, _) in self.maps.items()}
 
 
 @dataclass
@@ -180,7 +185,7 @@ def write_result(out: Path, force: bool, info: ResultInfo, mesh: ResultMesh,
         Image.fromarray(images.texture).save(tmp / TEXTURE_PNG)
         Image.fromarray(images.texture_mask.astype(np.uint8) * 255).save(tmp / TEXTURE_MASK_PNG)
         Image.fromarray(images.preview).save(tmp / PREVIEW_PNG)
-        for name, image in images.maps.items():
+        for name, image in images.maps.values():
             Image.fromarray(image).save(tmp / name)
         (tmp / RESULT_JSON).write_text(json.dumps(info.to_json(), indent=1))
         os.chmod(tmp, 0o755)
@@ -211,5 +216,5 @@ def read_result(folder: Path) -> Result:
         return np.asarray(Image.open(folder / name))
 
     images = ResultImages(image(TEXTURE_PNG), image(TEXTURE_MASK_PNG) > 127, image(PREVIEW_PNG),
-                          {name: image(name) for name in info.maps.values()})
+                          {role: (name, image(name)) for role, name in info.maps.items()})
     return Result(folder, info, mesh, images)

@@ -19,7 +19,7 @@ import bpy
 from . import bl_scene
 from .process import EngineProcess, ReconstructJob, engine_environment
 from .protocol import assets_command, failure_message
-from .result import ResultError, load_result
+from .result import ResultError, load_result, notes_message
 
 TICK_S = 0.1
 
@@ -130,6 +130,9 @@ def conclude(job: ReconstructJob, request: Request) -> Report:
             bl_scene.select_only(_view_layer(scene), head)
         except (ResultError, ValueError, OSError, RuntimeError) as error:
             return Report("ERROR", f"Could not build the head: {error}")
+        notes = notes_message(result)
+        if notes:
+            return Report("WARNING", f"{outcome.message}: {head.name}. {notes}", head.name)
         return Report("INFO", f"{outcome.message}: {head.name}", head.name)
     finally:
         job.cleanup()

@@ -13,7 +13,7 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 from . import bl_compat, bl_jobs, bl_scene, presets
 from .bl_export import export_head, make_lods
 from .process import EngineSetupError, ReconstructJob, find_engine_python, find_engine_source
-from .result import ResultError, load_result, object_name
+from .result import ResultError, load_result, notes_message, object_name
 
 ADDON_ID = __package__
 ADDON_DIR = Path(__file__).resolve().parent
@@ -229,6 +229,9 @@ class GANFIT_OT_import_result(bpy.types.Operator, ImportHelper):
         bl_scene.select_only(context.view_layer, head)
         self.report({"INFO"}, f"Imported {head.name}: {len(result.vertices)} vertices, "
                               f"{len(result.expression_names)} expressions")
+        notes = notes_message(result)
+        if notes:
+            self.report({"WARNING"}, notes)
         return {"FINISHED"}
 
 

@@ -120,9 +120,12 @@ class VIEW3D_PT_ganfit(bpy.types.Panel):
 
 # Unscaled pixels: the sidebar's default width where no region is known (scripts), the
 # width of the panel's margins, the category tabs, the box and the label's icon around a
-# message line, and the UI font's size (Blender's "widget" style, 11 points).
+# message line, and the UI font's size (Blender's "widget" style, 11 points). The margins
+# were measured in Blender 3.4's window, where labels come out a little wider than
+# blf measures them (about 105 px of a 229 px sidebar are not text); in 4.x+ they leave
+# a little room to spare.
 DEFAULT_SIDEBAR_PX = 300
-MESSAGE_MARGINS_PX = 90
+MESSAGE_MARGINS_PX = 110
 UI_FONT_PX = 11
 
 

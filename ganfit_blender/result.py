@@ -52,13 +52,15 @@ class Camera:
 @dataclass(frozen=True)
 class View:
     """One input photo: its path, size (width, height) in pixels, the fitted expression
-    weights (E,), the camera and the detected landmarks (68,2) in pixels (or None)."""
+    weights (E,), the camera, the detected landmarks (68,2) in pixels (or None) and the
+    engine's notes on it (several faces, a drawn-looking face, another person, ...)."""
 
     path: str
     size: tuple[int, int]
     expression_weights: np.ndarray
     camera: Camera | None
     landmarks: np.ndarray | None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -267,7 +269,16 @@ def _read_view(entry: Any, index: int, names: tuple[str, ...], folder: Path) -> 
         expression_weights=_read_weights(entry, index, names, folder),
         camera=_read_camera(entry.get("camera"), folder, index),
         landmarks=landmarks,
+        notes=tuple(str(n) for n in entry.get("notes") or ()),
     )
+
+
+def notes_message(result: "FaceResult") -> str | None:
+    """The engine's notes on the photos in one line for the artist (None without any)."""
+    notes = list(dict.fromkeys(n for view in result.views for n in view.notes))
+    if not notes:
+        return None
+    return "Note: " + "; ".join(notes)
 
 
 def load_result(folder: str | Path) -> FaceResult:

@@ -21,6 +21,10 @@ RATES = {"identity": 0.02, "expression": 0.01, "rotation": 2e-3, "offset": 1e-3,
          "log_depth": 1e-3, "log_focal": 2e-3, "sh": 0.02, "texture": 0.02}
 
 
+# held at the landmark stage's values unless the preset's photo_shape is on
+SHAPE_UNKNOWNS = ("identity", "expression")
+
+
 def fit_photometric(
     renderer: FaceRenderer,
     targets: StageTargets,
@@ -30,11 +34,13 @@ def fit_photometric(
     extra: ExtraLoss | None = None,
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
 ) -> dict[str, float]:
-    """Fit identity, expression, pose, focal, light and the texture latent to the photos,
-    in place (state.texture must hold `texture`'s latent)."""
+    """Fit pose, focal, light, the texture latent and (with preset.photo_shape) identity and
+    expression to the photos, in place (state.texture must hold `texture`'s latent)."""
     weights = landmark_weights(targets.landmarks.device)
     terms: dict[str, float] = {}
-    with state.optimising(RATES) as groups:
+    rates = RATES if preset.photo_shape else {
+        k: v for k, v in RATES.items() if k not in SHAPE_UNKNOWNS}
+    with state.optimising(rates) as groups:
         optimiser = torch.optim.Adam(groups)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, preset.photo_steps,
                                                               eta_min=1e-4)

@@ -28,6 +28,11 @@ class Preset:
     w_expression_prior: float = 0.1
     w_texture_prior: float = 1e-2
     identity_every: int = 1  # evaluate the recognition network every n-th step
+    # Whether stage 2 moves identity and expression. Off: on the shape benchmark's
+    # validation split (benchmarks/shape_benchmark.py --ablation) the photometric and
+    # identity terms moved the shape away from the truth (see the README's ablation table),
+    # so stage 2 fits pose, light and texture to the landmark stage's shape.
+    photo_shape: bool = False
 
 
 PRESETS: dict[str, Preset] = {

@@ -51,26 +51,3 @@ class CoarseTexture:
         dy = (latent[..., 1:, :] - latent[..., :-1, :]).pow(2).mean()
         return dx + dy + 0.1 * latent.pow(2).mean()
 
-
-class LinearTexture:
-    """The learned linear texture model (`texture-pca`) as the stage's texture: latent (K,)
-    in standard deviations, a Gaussian prior, decoded to the face tile of its atlas (the
-    left half, which is the model's own UV tile 0).
-
-    model: an `engine.texture.linear.LinearTextureModel` on the fit's device.
-    """
-
-    name = "texture-pca"
-
-    def __init__(self, model):
-        self.model = model
-
-    def initial_latent(self) -> Tensor:
-        return self.model.mean.new_zeros(self.model.size)
-
-    def decode(self, latent: Tensor) -> Tensor:
-        atlas = self.model.decode(latent)
-        return atlas[None, :, :, : atlas.shape[-2]].clamp(0.0, 1.0)
-
-    def prior(self, latent: Tensor) -> Tensor:
-        return latent.pow(2).mean()

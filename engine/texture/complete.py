@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from engine.facemodel import FaceModel
-from engine.fit.fitter import FitResult
 from engine.fit.state import FitState
-from engine.fit.texture_model import LinearTexture
+from engine.paths import ganfit_home
+from engine.texture.asset import NAME, load_installed
 from engine.texture.atlas import bake_albedo
 from engine.texture.blend import laplacian_blend
 from engine.texture.linear import LinearTextureModel
@@ -97,19 +97,15 @@ def complete_albedo(model: FaceModel, texture_model: LinearTextureModel,
     return complete_from_observation(texture_model.to(device), merge_views(views))
 
 
-def learned_texture(fitted: FitResult) -> LinearTextureModel | None:
-    """The learned texture model the fit used, or None (the coarse UV albedo)."""
-    texture = fitted.texture_model
-    return texture.model if isinstance(texture, LinearTexture) else None
-
-
-def final_texture(model: FaceModel, photos: list[np.ndarray], fitted: FitResult,
-                  texture_size: int) -> tuple[Tensor, Tensor]:
-    """texture.png's albedo (3, T, 2T) and texture_mask.png's (T, 2T) bool: with a learned
-    texture model, the photo's trusted skin blended into the model's completion; without
-    one, the photo unwrap with mirrored and push-pull fill."""
-    learned = learned_texture(fitted)
+def final_texture(model: FaceModel, photos: list[np.ndarray], state: FitState,
+                  texture_size: int) -> tuple[Tensor, Tensor, str | None]:
+    """texture.png's albedo (3, T, 2T), texture_mask.png's (T, 2T) bool and the texture
+    model's name: with the installed `texture-pca`, the photo's trusted skin blended into
+    the model's completion; without it (None), the photo unwrap with mirrored and
+    push-pull fill."""
+    learned = load_installed(ganfit_home(), state.identity.device)
     if learned is None:
-        return bake_albedo(model, photos, fitted.state, texture_size)
-    done = complete_albedo(model, learned, photos, fitted.state, texture_size)
-    return done.albedo, done.trusted > 0.5
+        albedo, seen = bake_albedo(model, photos, state, texture_size)
+        return albedo, seen, None
+    done = complete_albedo(model, learned, photos, state, texture_size)
+    return done.albedo, done.trusted > 0.5, NAME

@@ -10,6 +10,8 @@ DIR/skipped.tsv (no usable face, unreadable) are not redone. Runs in worker proc
 
 from __future__ import annotations
 
+# torch is imported inside the functions that fit: the CLI imports this module to build its
+# parser, and `python -m engine` must answer bad usage without loading torch.
 import hashlib
 import json
 import multiprocessing
@@ -20,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from engine.errors import BadInputError, EngineError
 
@@ -61,6 +62,8 @@ def list_photos(folder: Path, split: str = "all", limit: int | None = None) -> l
 def fit_sample(model, detector, path: Path, steps: int = FIT_STEPS,
                height: int = ATLAS_HEIGHT) -> Sample:
     """Detect, fit the landmark stage and unwrap one photo; NoFaceError / BadInputError."""
+    import torch
+
     from engine.fit.fitter import landmark_fit
     from engine.fit.presets import get_preset
     from engine.imageio import load_photo, working_image
@@ -106,6 +109,8 @@ _WORKER: dict = {}
 
 
 def _start_worker(steps: int, height: int) -> None:
+    import torch
+
     torch.set_num_threads(1)
     from engine.facemodel import load_face_model
     from engine.landmarks import get_detector

@@ -35,12 +35,12 @@ def sample_photo(astronaut_png) -> Path:
 
 @pytest.fixture(scope="session")
 def result_dir(request) -> Path:
-    """The session's result folder: the real engine on the astronaut photo (preview, CPU;
-    tests/conftest.py's astronaut_result). $GANFIT_TEST_RESULT_DIR names an existing
-    result folder to use instead (quick iterations on the add-on alone)."""
+    """A result folder for the add-on to read: the engine's own writer on a known face
+    without a fit (tests/conftest.py's model_result; seconds). $GANFIT_TEST_RESULT_DIR
+    names an existing result folder to use instead (e.g. a real reconstruction)."""
     if os.environ.get(REUSE_RESULT_ENV):
         return Path(os.environ[REUSE_RESULT_ENV])
-    return request.getfixturevalue("astronaut_result")
+    return request.getfixturevalue("model_result")
 
 
 @pytest.fixture(scope="session")

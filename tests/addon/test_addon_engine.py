@@ -148,6 +148,9 @@ def test_background_run_builds_the_head(scene, addon, bpy_module, sample_photo, 
     (entry,) = read_log(log)
     assert entry["args"][1:3] == [str(sample_photo.resolve()), str(second.resolve())]
     head = bpy.data.objects["astronaut"]
+    # The new head is active and the only selected object: its panels show at once.
+    assert bpy.context.view_layer.objects.active == head
+    assert [o.name for o in bpy.context.view_layer.objects if o.select_get()] == ["astronaut"]
     texture = next(n.image for n in head.data.materials[0].node_tree.nodes
                    if n.type == "TEX_IMAGE")
     assert texture.packed_file is not None  # the temp folder is gone, the texture stays

@@ -38,7 +38,16 @@ def _import(bpy, result_dir: Path, **options):
 
 
 def test_import_builds_mesh_uvs_shape_keys_and_material(scene, result_dir, bpy_module):
-    bpy = bpy_module
+    _check_import(bpy_module, result_dir)
+
+
+@pytest.mark.slow
+def test_import_of_a_real_reconstruction(scene, astronaut_result, bpy_module):
+    """The same checks on what the real engine wrote for the astronaut photo."""
+    _check_import(bpy_module, astronaut_result)
+
+
+def _check_import(bpy, result_dir: Path) -> None:
     mesh_npz, meta = _raw(result_dir)
     assert _import(bpy, result_dir) == {"FINISHED"}
     head = bpy.context.active_object

@@ -459,3 +459,18 @@ def test_reconstruct_job_success_and_cleanup(tmp_path):
     assert job.state.fraction == 1.0
     job.cleanup()
     assert not job.work_dir.exists()
+
+
+def test_the_engines_notes_reach_the_artist(result_dir, tmp_path):
+    loaded = result.load_result(result_dir)
+    meta = json.loads((result_dir / "result.json").read_text())
+    assert loaded.views[0].notes == tuple(meta["views"][0]["notes"])
+    assert result.notes_message(loaded) == "Note: " + "; ".join(meta["views"][0]["notes"])
+    meta["views"][0]["notes"] = []
+    quiet = tmp_path / "quiet"
+    quiet.mkdir()
+    for item in result_dir.iterdir():
+        (quiet / item.name).symlink_to(item)
+    (quiet / "result.json").unlink()
+    (quiet / "result.json").write_text(json.dumps(meta))
+    assert result.notes_message(result.load_result(quiet)) is None

@@ -36,7 +36,7 @@ def test_landmark_stage_recovers_pose_and_fits_landmarks(face_model):
 
 def _fit(model, scenes, photo_steps: int) -> FitState:
     """Stage 1 + stage 2 on renders and their true landmarks (no detector in the loop)."""
-    preset = get_preset("preview", photo_steps=photo_steps)
+    preset = get_preset("preview", photo_steps=photo_steps, photo_shape=True)
     images = [s.image for s in scenes]
     state = initial_state(model, images, torch.device("cpu"))
     landmarks = torch.cat([s.landmarks for s in scenes])

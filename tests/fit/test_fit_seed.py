@@ -9,7 +9,7 @@ from engine.fit.fitter import full_fit, landmark_fit
 from engine.fit.presets import get_preset
 
 PRESET = get_preset("preview", landmark_steps=20, photo_steps=3, render_size=112,
-                    identity_every=1)
+                    identity_every=1, photo_shape=True)
 
 
 def _fit(model, scene, state, seed: int):

@@ -71,15 +71,21 @@ def test_surface_follows_the_shape(face_model):
 @pytest.mark.slow
 def test_table_is_what_the_script_builds(face_model):
     """Re-running the registration reproduces the stored table (about a minute)."""
+    import importlib.util
     from pathlib import Path
 
     from engine.assets import ict_facekit
     from engine.paths import ganfit_home
-    from scripts.register_mediapipe import DEFAULT_MESH, read_obj_vertices, register
 
-    if not Path(DEFAULT_MESH).is_file():
-        pytest.skip(f"no MediaPipe canonical mesh at {DEFAULT_MESH}")
-    table = register(read_obj_vertices(DEFAULT_MESH), ict_facekit.load_arrays(ganfit_home()))
+    script = Path(__file__).resolve().parents[2] / "scripts" / "register_mediapipe.py"
+    spec = importlib.util.spec_from_file_location("register_mediapipe", script)
+    registration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(registration)
+    mesh = registration.DEFAULT_MESH
+    if not Path(mesh).is_file():
+        pytest.skip(f"no MediaPipe canonical mesh at {mesh}")
+    table = registration.register(registration.read_obj_vertices(mesh),
+                                  ict_facekit.load_arrays(ganfit_home()))
     stored = read_table()
     assert table["vertices"] == stored["vertices"]
     assert np.allclose(table["barycentric"], stored["barycentric"], atol=1e-5)

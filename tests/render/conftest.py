@@ -1,17 +1,7 @@
-"""Fixtures for the renderer tests: single-threaded runs and small meshes."""
+"""Fixtures for the renderer tests: small meshes."""
 
 import pytest
 import torch
-
-
-@pytest.fixture
-def one_thread():
-    """Run single-threaded: on a loaded 2-core machine torch's intra-op threads stall each
-    other (seen: 10x slower); this test's speed is what matters, not its parallelism."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
