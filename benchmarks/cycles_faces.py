@@ -36,7 +36,6 @@ MOUTH_SOCKET = (11248, 13294)
 EYE_SOCKETS = (13294, 14062)
 GUMS = (14062, 17039)
 TEETH = (17039, 21451)
-EYEBALLS = ((21451, 23021), (23021, 24591))
 RENDERED_POLYGONS = (0, 24692)  # skin .. eyeballs; lacrimal fluid, occlusion, lashes skipped
 IRIS_MATERIALS = (5, 7)  # the inner eyeballs (iris and sclera colour)
 CORNEA_MATERIALS = (4, 6)  # the outer eyeball shells, transparent in a real eye: skipped

@@ -22,8 +22,11 @@ expression weight error (mean |fitted - true| over the true expression's names a
 strongest fitted ones); fitted / true focal length; wall time of the whole CLI.
 Cases 0-11 are the validation split (for choosing weights), 12-23 the test split;
 "multiview" is one extra identity seen in three photos, fitted from one and from all three.
---ablation fits the landmark stage alone, + photometric, + identity terms (engine
-options `--identity none` and the benchmark-only environment switch GANFIT_PHOTO_STEPS=0).
+--ablation runs the fit's parts one by one through the engine's Python API (the same
+detection and fit calls as `reconstruct`): the landmark stage on the 68 points, + dense
+points, + the Face Landmarker's blendshape prior, + a photometric stage that moves the
+shape, + its identity terms (see ABLATION). --size/--samples make smaller renders (the
+slow test uses 256 px, 8 samples).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -391,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report["summary"], indent=1))
     if len(multi) == 3 and not args.ablation:
         report["multiview"] = run_multiview(model, multi, args.quality, work)
+    shutil.rmtree(work, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     print(f"wrote {args.out}")
