@@ -326,12 +326,12 @@ def run_ablation(model: Model, specs: list[dict], quality: str,
             sparse, use_prior, stage2 = ABLATION[name]
             torch.manual_seed(0)
             start = time.perf_counter()
-            state = landmark_fit(face_model, [view.work], inputs["landmarks"], preset,
-                                 dense=None if sparse else inputs["dense"],
-                                 expression_prior=inputs["expression_prior"] if use_prior
-                                 else None, focal=inputs["focal"])
+            state = landmark_fit(face_model, [view.work], inputs.landmarks, preset,
+                                 dense=None if sparse else inputs.dense,
+                                 expression_prior=inputs.expression_prior if use_prior
+                                 else None, focal=inputs.focal)
             if stage2 is not None:
-                state = full_fit(face_model, [view.work], inputs["landmarks"], state, preset,
+                state = full_fit(face_model, [view.work], inputs.landmarks, state, preset,
                                  stage2).state
             seconds = time.perf_counter() - start
             weights = dict(zip(face_model.expression_names,

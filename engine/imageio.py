@@ -118,6 +118,8 @@ def exif_focal_35mm(im: Image.Image) -> float | None:
         value = im.getexif().get_ifd(EXIF_IFD).get(FOCAL_35MM_TAG)
     except (AttributeError, KeyError, ValueError, TypeError, OSError):
         return None
+    if value is None:
+        return None
     try:
         focal = float(value)
     except (TypeError, ValueError):

@@ -98,13 +98,27 @@ def fit_views(model: FaceModel, views: list[View], preset: Preset, options: Reco
               device: torch.device, stages: "StageClock", log: Callable[[str], None]
               ) -> FitResult:
     """The landmark and photometric stages on the detected views, with progress events."""
-    return fit(model, [v.work for v in views], preset=preset, identity=options.identity,
-               seed=options.seed, on_stage=stages.enter, on_step=stages.reporter, log=log,
-               **fit_inputs(views, device, model.expression_names))
+    inputs = fit_inputs(views, device, model.expression_names)
+    return fit(model, [v.work for v in views], inputs.landmarks, preset, options.identity,
+               options.seed, on_stage=stages.enter, on_step=stages.reporter, log=log,
+               dense=inputs.dense, expression_prior=inputs.expression_prior,
+               focal=inputs.focal)
+
+
+@dataclass
+class FitInputs:
+    """What the fit takes from the photos: landmarks (N, 68, 2) working pixels; dense
+    (N, 478, 2) MediaPipe mesh points or None; expression_prior (N, E) or None; focal (N,)
+    working pixels from EXIF or None."""
+
+    landmarks: torch.Tensor
+    dense: torch.Tensor | None
+    expression_prior: torch.Tensor | None
+    focal: torch.Tensor | None
 
 
 def fit_inputs(views: list[View], device: torch.device, expression_names: list[str],
-               blendshape_prior: bool = False) -> dict[str, torch.Tensor | None]:
+               blendshape_prior: bool = False) -> FitInputs:
     """What the fit takes from the photos and detections: landmarks (N, 68, 2), dense
     (N, 478, 2) when every view has mesh points, expression_prior (N, E) when every view has
     blendshape scores and `blendshape_prior` is asked for (engine.landmarks.blendshapes maps
@@ -117,19 +131,20 @@ def fit_inputs(views: list[View], device: torch.device, expression_names: list[s
     dense = [v.dense for v in views]
     scores = [v.blendshapes for v in views]
     prior = None
-    if blendshape_prior and all(s is not None for s in scores):
+    if blendshape_prior:
         from engine.landmarks.blendshapes import expression_weights
 
-        prior = stacked([expression_weights(s, expression_names) for s in scores])
+        given = [s for s in scores if s is not None]
+        if len(given) == len(views):
+            prior = stacked([expression_weights(s, expression_names) for s in given])
     focal = [v.photo.focal_px(v.work.shape[1], v.work.shape[0]) for v in views]
-    return {
-        "focal": torch.tensor(focal, dtype=torch.float32, device=device)
-        if all(f is not None for f in focal) else None,
-        "landmarks": stacked([v.landmarks for v in views]),
-        "dense": stacked([d[:, :2] for d in dense]) if all(d is not None for d in dense)
-        else None,
-        "expression_prior": prior,
-    }
+    points = [d[:, :2] for d in dense if d is not None]
+    return FitInputs(
+        landmarks=stacked([v.landmarks for v in views]),
+        dense=stacked(points) if len(points) == len(views) else None,
+        expression_prior=prior,
+        focal=torch.tensor(focal, dtype=torch.float32, device=device)
+        if all(f is not None for f in focal) else None)
 
 
 class StageClock:

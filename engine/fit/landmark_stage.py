@@ -106,7 +106,10 @@ def fit_landmarks(
     # the priors are per effective landmark, like the data term
     count = float(weights.sum()) * landmarks.shape[0]
 
-    correspondence = dense_correspondence() if dense is not None else None
+    dense_points = None
+    if dense is not None:
+        correspondence = dense_correspondence()
+        dense_points = dense[:, correspondence.points]
     expression_mean = (torch.zeros_like(state.expression) if expression_prior is None
                        else expression_prior * state.expression_mask)
 
@@ -116,11 +119,10 @@ def fit_landmarks(
         projected = project_landmarks(model, points, camera, contour)
         data = landmark_loss(projected, landmarks, weights).mean() / landmark_sigma**2
         terms = {}
-        if correspondence is not None:
+        if dense_points is not None:
             surface = camera.project(correspondence.surface(points))[..., :2]
-            target = dense[:, correspondence.points]
             terms["dense"] = dense_weight * robust_landmark_loss(
-                surface, target, inter_ocular(landmarks)).mean() / landmark_sigma**2
+                surface, dense_points, inter_ocular(landmarks)).mean() / landmark_sigma**2
         prior = (gaussian_prior(state.identity, identity_sigma)
                  + gaussian_prior(state.expression - expression_mean, expression_sigma)
                  + gaussian_prior(state.log_focal - log_focal0, focal_sigma)) / count

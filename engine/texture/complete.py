@@ -62,7 +62,8 @@ def upsample(image: Tensor, size: tuple[int, int]) -> Tensor:
 def complete_from_observation(texture_model: LinearTextureModel,
                               seen: ObservedAlbedo) -> CompletedTexture:
     """Fit the model to an observed albedo atlas and blend the two (the module doc)."""
-    size = tuple(seen.albedo.shape[-2:])
+    height, width = seen.albedo.shape[-2:]
+    size = (height, width)
     latent, residual = texture_model.fit(seen.albedo, seen.confidence)
     lo, hi = _GIVE_UP_RESIDUAL
     explained = ((hi - residual) / (hi - lo)).clamp(0, 1)  # 0 where the model gave up
@@ -103,7 +104,7 @@ def final_texture(model: FaceModel, photos: list[np.ndarray], state: FitState,
     model's name: with the installed `texture-pca`, the photo's trusted skin blended into
     the model's completion; without it (None), the photo unwrap with mirrored and
     push-pull fill."""
-    learned = load_installed(ganfit_home(), state.identity.device)
+    learned = load_installed(ganfit_home(), str(state.identity.device))
     if learned is None:
         albedo, seen = bake_albedo(model, photos, state, texture_size)
         return albedo, seen, None

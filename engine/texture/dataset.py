@@ -140,11 +140,15 @@ def _results(todo: list[Path], workers: int, steps: int,
 
 
 def _progress_bar(done: int, total: int, start: float) -> None:
+    """A redrawn bar on a terminal; in a log (not a terminal) a line per tenth of the way."""
     width = 30
     filled = int(width * done / max(total, 1))
     rate = done / max(time.perf_counter() - start, 1e-6)
-    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {rate:.2f} photos/s",
-          end="" if done < total else "\n", file=sys.stderr, flush=True)
+    bar = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {rate:.2f} photos/s"
+    if sys.stderr.isatty():
+        print("\r" + bar, end="" if done < total else "\n", file=sys.stderr, flush=True)
+    elif done == total or done % max(total // 10, 1) == 0:
+        print(bar, file=sys.stderr, flush=True)
 
 
 def build_dataset(photos: list[Path], out: Path, workers: int = 2, steps: int = FIT_STEPS,

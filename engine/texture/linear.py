@@ -53,7 +53,8 @@ class LinearTextureModel:
 
     @property
     def atlas_size(self) -> tuple[int, int]:
-        return tuple(self.mean.shape[-2:])
+        height, width = self.mean.shape[-2:]
+        return height, width
 
     def to(self, device: torch.device | str) -> LinearTextureModel:
         return LinearTextureModel(self.mean.to(device), self.components.to(device),

@@ -18,6 +18,8 @@ from engine.facemodel import load_face_model
 from engine.facemodel.obj import read_obj_vertices
 
 REPO = Path(__file__).resolve().parents[2]
+# every test here imports the whole upstream model (158 OBJs) at least once
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

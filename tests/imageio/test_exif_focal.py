@@ -43,5 +43,6 @@ def test_exif_focal_reaches_the_fit(tmp_path):
     photo = load_photo(_jpeg(tmp_path / "f85.jpg", 85, size=(400, 300)))
     view = View(photo, photo.rgb, 1.0, np.zeros((68, 2)), [])
     inputs = fit_inputs([view], torch.device("cpu"), ["jawOpen"])
-    assert float(inputs["focal"][0]) == pytest.approx(85 * 500 / 43.27, rel=1e-5)
-    assert inputs["dense"] is None and inputs["expression_prior"] is None
+    assert inputs.focal is not None
+    assert float(inputs.focal[0]) == pytest.approx(85 * 500 / 43.27, rel=1e-5)
+    assert inputs.dense is None and inputs.expression_prior is None
