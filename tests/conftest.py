@@ -110,7 +110,7 @@ def model_result(tmp_path_factory, face_model, astronaut_png) -> Path:
     landmarks = fitted_landmarks(face_model, state)
     texture = CoarseTexture(torch.tensor([0.75, 0.55, 0.45]))
     fitted = FitResult(state, texture, torch.zeros(1), torch.full((1,), 0.05), None, None)
-    view = View(photo, photo.rgb, 1.0, landmarks[0].numpy(), ["a model-only test result"])
+    view = View(photo, photo.rgb, 1.0, landmarks[0].numpy(), [])
     run = RunInfo("preview", torch.device("cpu"), 0, "none", {"detect": 0.0})
     seen = torch.zeros(64, 128, dtype=torch.bool)
     seen[8:56, 8:56] = True  # the middle of the face tile "seen"

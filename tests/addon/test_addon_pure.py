@@ -462,15 +462,16 @@ def test_reconstruct_job_success_and_cleanup(tmp_path):
 
 
 def test_the_engines_notes_reach_the_artist(result_dir, tmp_path):
-    loaded = result.load_result(result_dir)
+    assert result.notes_message(result.load_result(result_dir)) is None  # no notes: quiet
     meta = json.loads((result_dir / "result.json").read_text())
-    assert loaded.views[0].notes == tuple(meta["views"][0]["notes"])
-    assert result.notes_message(loaded) == "Note: " + "; ".join(meta["views"][0]["notes"])
-    meta["views"][0]["notes"] = []
-    quiet = tmp_path / "quiet"
-    quiet.mkdir()
+    notes = ["2 faces found; used the largest", "the face looks drawn, not photographed"]
+    meta["views"][0]["notes"] = notes
+    noted = tmp_path / "noted"
+    noted.mkdir()
     for item in result_dir.iterdir():
-        (quiet / item.name).symlink_to(item)
-    (quiet / "result.json").unlink()
-    (quiet / "result.json").write_text(json.dumps(meta))
-    assert result.notes_message(result.load_result(quiet)) is None
+        if item.name != "result.json":
+            (noted / item.name).symlink_to(item)
+    (noted / "result.json").write_text(json.dumps(meta))
+    loaded = result.load_result(noted)
+    assert loaded.views[0].notes == tuple(notes)
+    assert result.notes_message(loaded) == "Note: " + "; ".join(notes)
