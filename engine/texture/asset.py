@@ -14,12 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.assets.install import install_folder
 from engine.errors import BadInputError, MissingAssetError
 
 NAME = "texture-pca"
@@ -94,25 +93,16 @@ def install(source: Path | None, home: Path, log: Callable[[str], None] = print,
 def install_from_data(data: Path, home: Path, info: dict,
                       components: int = COMPONENTS) -> Path:
     """Build the model from a data folder and install it with its manifest, atomically."""
-    home.mkdir(parents=True, exist_ok=True)
-    folder = install_dir(home)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{NAME}.partial-", dir=home))
-    os.chmod(tmp, 0o755)
-    try:
-        info = build_model_file(data, tmp / MODEL_FILE, components,
-                                {"licence": LICENCE, **info})
+    def write(folder: Path) -> None:
+        built = build_model_file(data, folder / MODEL_FILE, components,
+                                 {"licence": LICENCE, **info})
         manifest = {"format": FORMAT_VERSION, "name": NAME, "file": MODEL_FILE,
-                    "sha256": _sha256(tmp / MODEL_FILE), "licence": LICENCE,
-                    "provenance": f"{len(info['samples'])} portraits from {info['source']} "
-                                  f"(train split), EM-PCA, {info['components']} components"}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
+                    "sha256": _sha256(folder / MODEL_FILE), "licence": LICENCE,
+                    "provenance": f"{len(built['samples'])} portraits from {built['source']} "
+                                  f"(train split), EM-PCA, {built['components']} components"}
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+    return install_folder(install_dir(home), write)
 
 
 def _verified_file(home: Path) -> tuple[Path, dict]:
