@@ -39,9 +39,13 @@ def test_astronaut_result_folder(astronaut_result):
     assert result.images.preview.shape[0] == 512
 
 
-def test_astronaut_landmarks_reproject_within_4_percent(astronaut_result):
+def test_astronaut_landmarks_reproject_within_8_percent(astronaut_result):
     """The fitted face, posed by result.json's camera and expression weights, lands on the
-    detected landmarks (inner 51 points; the jaw slides along the silhouette)."""
+    detected landmarks (inner 51 points; the jaw slides along the silhouette). The fit
+    treats detected points as noisy (15% of the eye distance, chosen on the shape
+    benchmark: a tighter fit followed the detector's bias into the shape), so it lands
+    within a few percent, not exactly; a wrong camera convention would be tens of percent
+    off."""
     info = json.loads((astronaut_result / "result.json").read_text())
     view = info["views"][0]
     mesh = np.load(astronaut_result / "mesh.npz")
@@ -53,8 +57,8 @@ def test_astronaut_landmarks_reproject_within_4_percent(astronaut_result):
     error = np.linalg.norm(projected - detected, axis=1)
     print(f"inner landmark error {error[17:].mean() / iod:.2%} of the eye distance; "
           f"reported {view['metrics']['landmark_error_px']:.2f} px")
-    assert error[17:].mean() < 0.04 * iod
-    assert view["metrics"]["landmark_error_px"] < 0.04 * iod
+    assert error[17:].mean() < 0.08 * iod
+    assert view["metrics"]["landmark_error_px"] < 0.10 * iod
 
 
 def test_astronaut_progress_stream(astronaut_result):
@@ -93,7 +97,7 @@ def test_two_photos_share_one_identity(astronaut_png, tmp_path):
         projected = _project(view["camera"], posed[mesh["landmark_vertices"]])
         detected = np.array(view["landmarks"])
         iod = np.linalg.norm(detected[36:42].mean(0) - detected[42:48].mean(0))
-        assert np.linalg.norm(projected - detected, axis=1)[17:].mean() < 0.05 * iod
+        assert np.linalg.norm(projected - detected, axis=1)[17:].mean() < 0.08 * iod
     # the head turns the other way in the mirrored photo: opposite yaw signs
     yaws = [np.array(v["camera"]["rotation"])[0, 2] for v in info["views"]]
     assert yaws[0] * yaws[1] < 0 or max(abs(y) for y in yaws) < 0.05

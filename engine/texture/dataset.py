@@ -64,8 +64,8 @@ def fit_sample(model, detector, path: Path, steps: int = FIT_STEPS,
     """Detect, fit the landmark stage and unwrap one photo; NoFaceError / BadInputError."""
     import torch
 
-    from engine.fit.fitter import landmark_fit
-    from engine.fit.presets import get_preset
+    from engine.fit.fitter import initial_state
+    from engine.fit.landmark_stage import fit_landmarks
     from engine.imageio import load_photo, working_image
     from engine.landmarks import select_face
     from engine.texture.observe import observe_albedo
@@ -75,7 +75,13 @@ def fit_sample(model, detector, path: Path, steps: int = FIT_STEPS,
                           scale_to_original=1.0, source=path.name)
     device = model.neutral.device
     landmarks = torch.tensor(face.landmarks68[None], dtype=torch.float32, device=device)
-    state = landmark_fit(model, [work], landmarks, get_preset("preview", landmark_steps=steps))
+    # Texture data wants the face registered to the photo's points as closely as they go
+    # (the default, tight landmark noise), not the reconstruction's looser noise model that
+    # keeps the detector's bias out of the shape: measured, training samples from the looser
+    # fit gave a model whose neck and scalp came out red-brown (astronaut neck texels far
+    # from the cheek colour 49% instead of under 15%).
+    state = initial_state(model, [work], device)
+    fit_landmarks(model, landmarks, state, steps)
     photo = torch.from_numpy(np.array(work)).to(device).permute(2, 0, 1).float() / 255
     seen = observe_albedo(model, photo, state.identity, state.expression[0], state.camera(),
                           height)
