@@ -241,6 +241,7 @@ def test_existing_out_is_untouched_without_force(astronaut, inputs: Path, out_pa
     assert (existing / "mine.txt").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow  # the real detector in a subprocess
 def test_no_face(inputs: Path, out_parent: Path):
     coffee = save_png(pytest.importorskip("skimage.data").coffee(), inputs / "coffee.png")
     run = reconstruct([coffee], out_parent / "r")

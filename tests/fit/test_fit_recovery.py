@@ -24,6 +24,7 @@ def _rotation_error_degrees(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.rad2deg(torch.arccos(((relative.trace() - 1) / 2).clamp(-1, 1))))
 
 
+@pytest.mark.slow
 def test_landmark_stage_recovers_pose_and_fits_landmarks(face_model):
     scene = make_scene(face_model, seed=1, expressions=SMILE, yaw=25)
     state = initial_state(face_model, [scene.image], torch.device("cpu"))
