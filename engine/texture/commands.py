@@ -1,4 +1,5 @@
-"""The texture model's commands: `texture-data build` and `texture-model build`.
+"""The texture model's commands: `texture-data build`, `texture-model build` (the linear
+model) and `texture-model train` (the GAN model).
 
 Kept light at import (the CLI imports this to build its parser); the work is imported when
 a command runs.
@@ -56,12 +57,37 @@ def model_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--components", type=int, default=48, help="principal components")
     build.add_argument("--force", action="store_true", help="replace an existing --out file")
     build.add_argument("--debug", action="store_true", help="show tracebacks")
+    train = verbs.add_parser("train", help="train the GAN texture model on a data folder of "
+                                           "`texture-data build` (resumable)")
+    train.add_argument("data", type=Path, help="data folder")
+    train.add_argument("--out", type=Path, required=True,
+                       help="run folder: checkpoint.pt, stats.jsonl, sample grids")
+    train.add_argument("--config", choices=("tiny", "small", "full"), default=None,
+                       help="network size: tiny (16x32, tests), small (64x128, a short "
+                            "GPU run), full (128x256, GPU; the default)")
+    train.add_argument("--resolution", type=int, default=None,
+                       help="atlas height T (the atlas is T x 2T), a power of two 8..256; "
+                            "default: the config's")
+    train.add_argument("--steps", type=int, default=20000,
+                       help="total steps of the run (a resumed run stops at the same step)")
+    train.add_argument("--batch", type=int, default=None, help="default: the config's")
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its checkpoint")
+    train.add_argument("--sample-every", type=int, default=500,
+                       help="write a sample grid every this many steps")
+    train.add_argument("--checkpoint-every", type=int, default=1000,
+                       help="write the checkpoint every this many steps")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
 def run_model(args: argparse.Namespace, progress: object) -> int:
+    del progress
+    if args.verb == "train":
+        return run_train(args)
     from engine.texture.asset import build_model_file
 
-    del progress
     if not args.data.is_dir():
         raise BadInputError(f"{args.data} is not a data folder")
     if args.out.exists() and not args.force:
@@ -72,4 +98,38 @@ def run_model(args: argparse.Namespace, progress: object) -> int:
                             {"source": str(args.data)})
     _log(f"texture-model: {info['components']} components from {info['photos']} samples "
          f"-> {args.out}")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Checks the arguments (those it can before torch loads), then trains
+    (`engine.texture.train`)."""
+    from engine.texture.dataset import sample_paths
+
+    if not args.data.is_dir() or len(sample_paths(args.data)) < 2:
+        raise BadInputError(f"{args.data} is not a data folder of `texture-data build` with "
+                            "at least 2 samples")
+    if min(args.steps, args.sample_every, args.checkpoint_every,
+           1 if args.batch is None else args.batch) < 1:
+        raise BadInputError("--steps, --batch, --sample-every and --checkpoint-every must "
+                            "be positive")
+    checkpoint = args.out / "checkpoint.pt"  # train.CHECKPOINT, named here without torch
+    if args.resume and not checkpoint.is_file():
+        raise BadInputError(f"--resume: no checkpoint at {checkpoint}")
+    if args.resume and (args.config, args.resolution, args.batch) != (None, None, None):
+        raise BadInputError("--resume continues with the checkpoint's settings: leave out "
+                            "--config, --resolution and --batch")
+    if not args.resume and checkpoint.exists():
+        raise BadInputError(f"{args.out} holds a run; pass --resume to continue it")
+    from engine.texture.gan import check_resolution, preset
+    from engine.texture.train import RunSettings, train
+
+    if args.resolution is not None and not check_resolution(args.resolution):
+        raise BadInputError("--resolution must be a power of two from 8 to 256")
+    config = preset(args.config or "full", args.resolution, args.batch)
+    settings = RunSettings(steps=args.steps, seed=args.seed, device=args.device,
+                           sample_every=args.sample_every,
+                           checkpoint_every=args.checkpoint_every)
+    path = train(args.data, args.out, config, settings, resume=args.resume, log=_log)
+    _log(f"texture-model: GAN checkpoint -> {path}")
     return 0
