@@ -216,6 +216,42 @@ def _area_light(bpy, name: str, location, energy: float, size: float) -> None:
     bpy.context.scene.collection.objects.link(obj)
 
 
+def head_rotation(spec: dict) -> np.ndarray:
+    """(3, 3) the head's rotation as Blender applies rotation_mode "YXZ" (verified against
+    bpy's matrix_basis): Rz(roll) @ Rx(pitch) @ Ry(yaw)."""
+    def axis(angle: float, i: int, j: int) -> np.ndarray:
+        c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        out = np.eye(3)
+        out[i, i], out[i, j], out[j, i], out[j, j] = c, -s, s, c
+        return out
+
+    return axis(spec["roll"], 0, 1) @ axis(spec["pitch"], 1, 2) @ axis(spec["yaw"], 2, 0)
+
+
+def camera_setup(spec: dict) -> tuple[float, float, np.ndarray]:
+    """(focal px, distance m, camera location (3,) m) of a spec's render."""
+    size = spec["size"]
+    focal_px = spec["focal_mm"] / SENSOR_MM * size
+    face_width = 0.17  # metres, cheek to cheek (ICT's face region is ~18 cm wide)
+    distance = focal_px * face_width / (spec["face_fraction"] * size)
+    sx, sy = spec["shift"]
+    location = np.array([sx * distance * size / focal_px, sy * distance * size / focal_px,
+                         distance])
+    return focal_px, distance, location
+
+
+def true_projection(spec: dict, vertices: np.ndarray) -> np.ndarray:
+    """(V, 3): pixel u, v (origin at the image's top-left corner) and depth (m) of the
+    render's (V, 3) cm vertices, as Cycles sees them (camera looking down -Z, +Y up)."""
+    focal_px, _, location = camera_setup(spec)
+    world = (vertices - vertices[:9409].mean(0)) * 0.01 @ head_rotation(spec).T
+    camera = world - location
+    depth = -camera[:, 2]
+    half = spec["size"] / 2.0
+    return np.stack([half + focal_px * camera[:, 0] / depth,
+                     half - focal_px * camera[:, 1] / depth, depth], 1)
+
+
 def render(bpy, model: dict, spec: dict) -> float:
     """Render one spec to spec["image"]; returns the render seconds."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -223,18 +259,15 @@ def render(bpy, model: dict, spec: dict) -> float:
     vertices = np.load(spec["vertices"]).astype(np.float64)
     centre = vertices[:9409].mean(0)
     head = _build_head(bpy, model, vertices - centre, vertex_albedo(model, spec))
-    head.rotation_mode = "YXZ"  # yaw (Y) applied last, roll (Z) first
+    head.rotation_mode = "YXZ"  # yaw (Y) applied first, roll (Z) last: head_rotation
     head.rotation_euler = [math.radians(spec["pitch"]), math.radians(spec["yaw"]),
                            math.radians(spec["roll"])]
     size = spec["size"]
-    focal_px = spec["focal_mm"] / SENSOR_MM * size
-    face_width = 0.17  # metres, cheek to cheek (ICT's face region is ~18 cm wide)
-    distance = focal_px * face_width / (spec["face_fraction"] * size)
+    _, distance, location = camera_setup(spec)
     cam = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
     cam.data.lens, cam.data.sensor_width, cam.data.sensor_fit = spec["focal_mm"], SENSOR_MM, \
         "HORIZONTAL"
-    sx, sy = spec["shift"]
-    cam.location = (sx * distance * size / focal_px, sy * distance * size / focal_px, distance)
+    cam.location = location.tolist()
     scene.collection.objects.link(cam)
     scene.camera = cam
     key = np.array(spec["key"], dtype=np.float64)

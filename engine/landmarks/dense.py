@@ -3,9 +3,11 @@
 The table `mediapipe_ict.json` beside this module (built by scripts/register_mediapipe.py,
 derived from MediaPipe's Apache-2.0 canonical face mesh; provenance inside it) places each
 of the 468 mesh points (irises excluded: they move with the gaze, which is not fitted) on
-ICT's front-face surface as a triangle (three vertex ids) and barycentric weights. The
-face-oval points lie on the silhouette in most poses, so they are not fitted as fixed
-surface points (the 68-point jaw contour slides instead).
+ICT's front-face surface as a triangle (three vertex ids) and barycentric weights. Its
+"calibrated" part moves each point to where the project's detector puts it on renders of
+known faces (the registration alone sits ~5% of the eye distance off). The face-oval points
+lie on the silhouette in most poses, so they are not fitted as fixed surface points (the
+68-point jaw contour slides instead).
 """
 
 from __future__ import annotations
@@ -49,13 +51,17 @@ def read_table(path: Path = TABLE_PATH) -> dict:
     return json.loads(path.read_text())
 
 
-def dense_correspondence(include_outline: bool = False) -> DenseCorrespondence:
-    """The fitted points: all 468 mesh points but the face oval (unless asked for)."""
+def dense_correspondence(include_outline: bool = False, calibrated: bool = True
+                         ) -> DenseCorrespondence:
+    """The fitted points: all 468 mesh points but the face oval (unless asked for), where
+    the detector puts them (`calibrated`, when the table has it) or where the geometric
+    registration does."""
     table = read_table()
-    vertices = np.array(table["vertices"], dtype=np.int64)
+    source = table.get("calibrated", table) if calibrated else table
+    vertices = np.array(source["vertices"], dtype=np.int64)
     keep = np.ones(len(vertices), dtype=bool)
     if not include_outline:
         keep[table["outline"]] = False
     points = np.flatnonzero(keep)
     return DenseCorrespondence(points, vertices[points],
-                               np.array(table["barycentric"], dtype=np.float64)[points])
+                               np.array(source["barycentric"], dtype=np.float64)[points])
