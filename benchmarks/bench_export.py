@@ -5,7 +5,8 @@
 Builds the head from a result folder through the add-on (scripts/blender_import.py, so
 the same operators as the panel) and exports it once per preset of
 ganfit_blender/presets.py, then prints one row per file: preset, size, objects (levels of
-detail), morph targets, and for glb files the validator's errors / warnings.
+detail), morph targets, and for glb files the image formats and the validator's errors /
+warnings.
 """
 
 import argparse
@@ -15,6 +16,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,12 +28,15 @@ VALIDATE = ("const v = require(process.argv[1]); const fs = require('fs');"
             ".then(r => console.log(JSON.stringify(r.issues)));")
 
 
-def glb_summary(path: Path) -> tuple[int, int]:
-    """(meshes, morph targets of the first mesh) from a glb's JSON chunk."""
+def glb_summary(path: Path) -> tuple[int, int, str]:
+    """(meshes, morph targets of the first mesh, image count per format) from a glb's
+    JSON chunk."""
     data = path.read_bytes()
     length = struct.unpack_from("<I", data, 12)[0]
     gltf = json.loads(data[20:20 + length])
-    return len(gltf["meshes"]), len(gltf["meshes"][0].get("extras", {}).get("targetNames", []))
+    formats = Counter(i.get("mimeType", "?").split("/")[-1] for i in gltf.get("images", []))
+    return (len(gltf["meshes"]), len(gltf["meshes"][0].get("extras", {}).get("targetNames", [])),
+            "+".join(f"{n} {kind}" for kind, n in sorted(formats.items())))
 
 
 def validate(path: Path) -> str:
@@ -61,14 +66,15 @@ def main() -> int:
     if run.returncode != 0:
         print(run.stderr[-2000:], file=sys.stderr)
         return run.returncode
-    print(f"{'preset':8} {'file':12} {'MB':>6}  {'meshes':>6} {'targets':>7}  validator")
+    print(f"{'preset':8} {'file':12} {'MB':>6}  {'meshes':>6} {'targets':>7}  "
+          f"{'images':16} validator")
     for preset in PRESETS:
         path = out / f"{preset.key.lower()}{preset.extension}"
         size = path.stat().st_size / 1e6
         if preset.fmt == "GLB":
-            meshes, targets = glb_summary(path)
+            meshes, targets, images = glb_summary(path)
             print(f"{preset.label:8} {path.name:12} {size:6.2f}  {meshes:6d} {targets:7d}  "
-                  f"{validate(path)}")
+                  f"{images:16} {validate(path)}")
         else:
             print(f"{preset.label:8} {path.name:12} {size:6.2f}  {'':6} {'':7}  (FBX)")
     if args.out is None:

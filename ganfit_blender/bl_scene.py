@@ -136,7 +136,7 @@ def _style_material(material: bpy.types.Material, group: str,
     material.roughness = style.roughness
     if style.alpha < 1.0 or style.cornea:
         bl_compat.set_blended(material)
-    if texture is not None and (style.textured or style.cornea or style.iris):
+    if texture is not None and (style.textured or style.cornea or style.map_role):
         node = nodes.new("ShaderNodeTexImage")
         node.image = texture
         node.location = (bsdf.location.x - 350, bsdf.location.y)
@@ -269,13 +269,14 @@ def _build(result: FaceResult, name: str, collection: bpy.types.Collection,
     for group in result.material_names:
         material = _owned(bpy.data.materials.new(f"{name}_{group}"))
         created.append((material, bpy.data.materials))
-        image = maps.get("iris") if material_style(group).iris else texture
-        if material_style(group).cornea:
+        style = material_style(group)
+        image = maps.get(style.map_role) if style.map_role else texture
+        if style.cornea:
             image = _cornea_image(result, group, f"{name}_{group}_cornea")
             if image is not None:
                 created.append((image, bpy.data.images))
         _style_material(material, group, image)
-        if material_style(group).textured:
+        if style.textured:
             wire_maps(material, maps)
         mesh.materials.append(material)
     head = bpy.data.objects.new(name, mesh)

@@ -3,7 +3,7 @@
 Blender's glTF exporter cannot quantise or meshopt-compress; gltfpack does both, and packs
 morph targets too (EXT_meshopt_compression; Draco does not). It is found at
 $GANFIT_GLTFPACK, on PATH, or in a checkout's node_modules (scripts/setup.sh installs it
-there). The npm build has no BasisU encoder, so KTX2 textures need a native gltfpack.
+there). The npm build has no BasisU encoder: KTX2 textures are made by ktx2.py.
 """
 
 import os
@@ -45,19 +45,13 @@ def _run(command: list[str], timeout_s: float) -> subprocess.CompletedProcess:
 
 
 def pack(tool: Path, source: Path, target: Path, compress: bool = True,
-         ktx2: bool = False, timeout_s: float = 300.0) -> tuple[str, ...]:
-    """Quantise `source` (glb) into `target`; meshopt-compress it when `compress`, and
-    KTX2-encode its textures when `ktx2` and this gltfpack can (else they stay as they
-    are, and a note says so). Returns such notes; GltfpackError when gltfpack fails."""
+         timeout_s: float = 300.0) -> None:
+    """Quantise `source` (glb) into `target`, meshopt-compressed when `compress`;
+    GltfpackError when gltfpack fails."""
     command = [str(tool), "-i", str(source), "-o", str(target), *_KEEP]
     if compress:
         command.append("-c")
-    notes: tuple[str, ...] = ()
-    run = _run(command + (["-tc"] if ktx2 else []), timeout_s)
-    if ktx2 and "without BasisU" in run.stdout + run.stderr:
-        notes = ("KTX2 textures need a native gltfpack with BasisU; kept JPEG/PNG",)
-        run = _run(command, timeout_s)
+    run = _run(command, timeout_s)
     if run.returncode != 0 or not target.is_file():
         tail = (run.stderr or run.stdout).strip().splitlines()[-1:] or ["no output"]
         raise GltfpackError(f"gltfpack failed ({run.returncode}): {tail[0]}")
-    return notes

@@ -1,8 +1,9 @@
 """How each material group of the head looks; no bpy.
 
 The result folder names its material groups (the face model's, e.g. M_Face, M_Teeth,
-M_EyeOcclusion) but carries one texture only, the skin's UV albedo. Skin groups get that
-texture; the others get a plain Principled BSDF chosen by name. The eye's helper shells
+M_EyeOcclusion) and carries the skin's UV albedo plus colour maps for some other groups
+(iris, teeth, gums). Skin groups get the albedo; the others a Principled BSDF chosen by
+name, with their map when the folder has it. The eye's helper shells
 (occlusion, blend, tear film) exist for real-time eye shaders and would hide the eyes
 under an opaque material, so they are made transparent. The sclera shell covers the
 dark inner eyeball too; its cornea is made see-through with a generated texture
@@ -20,15 +21,15 @@ SKIN_KEYWORDS = ("face", "head", "skin")
 class MaterialStyle:
     """Principled BSDF inputs: base_color linear RGB, roughness, alpha (1 opaque),
     whether the base color comes from the skin texture, whether a see-through
-    cornea is cut out of it (the sclera), and whether it shows the result's iris.png
-    (the iris groups; base_color is the fallback without one)."""
+    cornea is cut out of it (the sclera), and which of the result's maps (role) gives
+    the base colour instead (base_color is the fallback without one)."""
 
     base_color: tuple[float, float, float]
     roughness: float
     alpha: float
     textured: bool
     cornea: bool = False
-    iris: bool = False
+    map_role: str | None = None
 
 
 # (name keywords, lower-case) -> style; first match wins. Colours are plain choices
@@ -41,10 +42,12 @@ _STYLES: tuple[tuple[tuple[str, ...], MaterialStyle], ...] = (
     # does not ship: opaque, they render as black bands around the eyes. Hidden until a
     # strand texture is generated.
     (("lash",), MaterialStyle((0.02, 0.015, 0.012), 0.6, 0.0, False)),
-    (("iris",), MaterialStyle((0.09, 0.05, 0.025), 0.15, 1.0, False, iris=True)),
+    (("iris",), MaterialStyle((0.09, 0.05, 0.025), 0.15, 1.0, False, map_role="iris")),
     (("sclera",), MaterialStyle((0.8, 0.78, 0.75), 0.1, 1.0, False, cornea=True)),
-    (("teeth", "tooth"), MaterialStyle((0.8, 0.76, 0.66), 0.25, 1.0, False)),
-    (("gum", "tongue", "mouth"), MaterialStyle((0.45, 0.12, 0.12), 0.35, 1.0, False)),
+    # Enamel is glossier than the wet but softer gums.
+    (("teeth", "tooth"), MaterialStyle((0.8, 0.76, 0.66), 0.2, 1.0, False, map_role="teeth")),
+    (("gum", "tongue", "mouth"), MaterialStyle((0.45, 0.12, 0.12), 0.4, 1.0, False,
+                                               map_role="gums")),
 )
 _DEFAULT = MaterialStyle((0.6, 0.6, 0.6), 0.5, 1.0, False)
 _SCLERA_EDGE = np.array([0.8, 0.62, 0.6])  # sclera colour factor towards the back

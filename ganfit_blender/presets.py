@@ -14,8 +14,9 @@ default morph weights 0, JPEG images for colour maps.
 - Godot: a plain .glb: no Draco and no meshopt (stock Godot rejects both); Godot makes
   its own LODs on import.
 - Web: .glb quantised and meshopt-compressed (EXT_meshopt_compression, which packs the
-  morph targets too) by gltfpack; three.js needs MeshoptDecoder for it. KTX2 textures
-  when a BasisU-capable gltfpack is found.
+  morph targets too) by gltfpack, textures as KTX2 (KHR_texture_basisu, Basis Universal
+  ETC1S: compressed on the GPU too) when the basisu encoder is found; three.js needs
+  MeshoptDecoder and KTX2Loader for it.
 """
 
 from dataclasses import dataclass
@@ -26,8 +27,8 @@ class Preset:
     """How one target gets its file.
 
     fmt "GLB" or "FBX"; lods: lower levels of detail go into the file; meshopt: gltfpack
-    quantises and compresses the glb; ktx2: textures as KTX2/BasisU (needs a native
-    gltfpack); fbx_*: the FBX exporter's axes and scale option; tangents: FBX tangent
+    quantises and compresses the glb; ktx2: textures as KTX2/BasisU (needs basisu,
+    see ktx2.py); fbx_*: the FBX exporter's axes and scale option; tangents: FBX tangent
     space (for normal maps)."""
 
     key: str

@@ -27,8 +27,8 @@ TEXTURE_PNG = "texture.png"
 MODEL_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 CM_TO_M = 0.01
 # result.json `maps` roles the add-on uses: the skin atlas's normal, roughness and AO
-# maps, and the iris groups' texture (in their own UVs).
-MAP_ROLES = ("normal", "roughness", "ao", "iris")
+# maps, and the iris, teeth and gums groups' colour maps (in their own UVs).
+MAP_ROLES = ("normal", "roughness", "ao", "iris", "teeth", "gums")
 
 
 class ResultError(ValueError):

