@@ -4,9 +4,12 @@ No texture model can be downloaded under usable terms, so `assets fetch --with t
 builds one from the shared data (`--from` a folder holding datasets/congress-portraits,
 default $GANFIT_SHARED_DATA or the `shared/` folder beside the checkout): the data builder's
 fast path over a fixed subset of the public-domain portraits' training split (the held-out
-split is never used), then EM-PCA. The per-photo samples are kept in the cache, so an
-interrupted build resumes. The model file is written with its manifest (SHA-256, licence,
-provenance, build settings), checked on every load.
+split is never used), then EM-PCA. When the same folder holds assets/makehuman-skins, the
+14 CC0 MakeHuman skin maps and their mirror images join the portraits as full-head samples
+(`makehuman.py`): the scalp, ears and back of the head are then learned, not extrapolated.
+The per-photo samples are kept in the cache, so an interrupted build resumes. The model
+file is written with its manifest (SHA-256, licence, provenance, build settings), checked
+on every load.
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ def build_model_file(data: Path, out: Path, components: int, info: dict,
 def install(source: Path | None, home: Path, log: Callable[[str], None] = print,
             limit: int = SETUP_PHOTOS, workers: int = 2) -> Path:
     """Build the model from the shared data into `home`; returns its folder."""
+    from engine.facemodel import load_face_model
+    from engine.texture import makehuman
     from engine.texture.dataset import ATLAS_HEIGHT, build_dataset, list_photos
 
     source = Path(source) if source is not None else default_source()
@@ -84,8 +89,15 @@ def install(source: Path | None, home: Path, log: Callable[[str], None] = print,
     log(f"texture-pca: building from {len(photos)} portraits of {portraits}")
     data = home / f"{NAME}-data"
     build_dataset(photos, data, workers=workers, height=ATLAS_HEIGHT, log=log)
-    folder = install_from_data(data, home, {"source": str(portraits), "split": "train",
-                                            "photo_limit": limit})
+    info: dict = {"source": str(portraits), "split": "train", "photo_limit": limit}
+    skins = source / makehuman.SKINS
+    if (skins / "base.obj").is_file():
+        info["makehuman"] = makehuman.write_samples(skins, data, load_face_model("cpu", home),
+                                                    ATLAS_HEIGHT, log)
+    else:
+        log(f"texture-pca: no MakeHuman skins at {skins}: scalp, ears and neck will be "
+            "extrapolated from the portraits")
+    folder = install_from_data(data, home, info)
     log(f"texture-pca: built in {time.perf_counter() - start:.0f} s")
     return folder
 
@@ -93,13 +105,23 @@ def install(source: Path | None, home: Path, log: Callable[[str], None] = print,
 def install_from_data(data: Path, home: Path, info: dict,
                       components: int = COMPONENTS) -> Path:
     """Build the model from a data folder and install it with its manifest, atomically."""
+    from engine.texture import makehuman
+
     def write(folder: Path) -> None:
+        extra = info.get("makehuman")
+        licence = LICENCE + (f"; with MakeHuman skin textures, {extra['licence']}"
+                             if extra else "")
         built = build_model_file(data, folder / MODEL_FILE, components,
-                                 {"licence": LICENCE, **info})
+                                 {"licence": licence, **info})
+        portraits = [s for s in built["samples"]
+                     if not s.startswith(makehuman.SAMPLE_PREFIX)]
+        skins = (f" + {extra['samples']} MakeHuman full-head skin samples ({extra['maps']} "
+                 f"maps and their mirror images, {extra['source']})" if extra else "")
         manifest = {"format": FORMAT_VERSION, "name": NAME, "file": MODEL_FILE,
-                    "sha256": _sha256(folder / MODEL_FILE), "licence": LICENCE,
-                    "provenance": f"{len(built['samples'])} portraits from {built['source']} "
-                                  f"(train split), EM-PCA, {built['components']} components"}
+                    "sha256": _sha256(folder / MODEL_FILE), "licence": licence,
+                    "provenance": f"{len(portraits)} portraits from {built['source']} "
+                                  f"(train split){skins}, EM-PCA, "
+                                  f"{built['components']} components"}
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
     return install_folder(install_dir(home), write)
