@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from engine.progress import Progress, silence
 from engine.texture import commands as texture
 
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+TEXTURE_MODELS = ("auto", "pca", "none")  # `reconstruct --texture-model`, or a checkpoint
 
 
 def _log(message: str) -> None:
@@ -70,7 +72,37 @@ def _reconstruct_arguments(rec: argparse.ArgumentParser) -> None:
                           "people")
     rec.add_argument("--maps-size", type=int, choices=(0, 1024, 2048, 4096), default=2048,
                      help="width of the normal, roughness and AO maps (0: none)")
+    rec.add_argument("--texture-model", default="auto", metavar="auto|pca|none|PATH",
+                     help="what completes the texture: auto (texture-pca when installed, "
+                          "else the photo unwrap), pca, none (the photo unwrap) or a GAN "
+                          "checkpoint.pt from `texture-model train`")
     rec.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _check_texture_model(choice: str) -> None:
+    """`--texture-model` checked before torch loads: pca must be installed; a path must be a
+    readable torch checkpoint (a zip archive holding a pickled record); whether it is a GAN
+    texture checkpoint is checked when it loads."""
+    if choice == "pca":
+        from engine.texture import asset
+
+        state = asset.status(ganfit_home())
+        if not state["installed"]:
+            raise MissingAssetError(f"--texture-model pca: {state['detail']}")
+    if choice in TEXTURE_MODELS:
+        return
+    expected = "auto, pca, none or a checkpoint.pt from `texture-model train`"
+    if not Path(choice).is_file():
+        raise BadInputError(f"--texture-model {choice}: not a file (expected {expected})")
+    try:
+        with zipfile.ZipFile(choice) as archive:
+            pickled = any(name.endswith("data.pkl") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile) as error:
+        raise BadInputError(f"--texture-model {choice}: not a readable checkpoint "
+                            f"({error})") from error
+    if not pickled:
+        raise BadInputError(f"--texture-model {choice}: not a torch checkpoint "
+                            f"(expected {expected})")
 
 
 def _reconstruct(args: argparse.Namespace, progress: Progress) -> int:
@@ -81,12 +113,14 @@ def _reconstruct(args: argparse.Namespace, progress: Progress) -> int:
     # every input is checked before torch and the models load: bad input is answered at once
     check_destination(args.out, args.force)
     photos = [load_photo(p) for p in args.images]
+    _check_texture_model(args.texture_model)
     from engine.pipeline import ReconstructOptions, reconstruct
 
     options = ReconstructOptions(
         quality=args.quality, device=args.device, seed=args.seed, force=args.force,
         landmarks=args.landmarks, identity=args.identity,
-        allow_different_people=args.allow_different_people, maps_size=args.maps_size)
+        allow_different_people=args.allow_different_people, maps_size=args.maps_size,
+        texture_model=args.texture_model)
     result = reconstruct(photos, args.out, options, progress=progress, log=_log)
     with contextlib.suppress(Cancelled):  # the result is written: a late cancel changes nothing
         progress.emit("done", result=str(result), seconds=round(time.perf_counter() - start, 2))

@@ -33,6 +33,7 @@ class ReconstructOptions:
     identity: str = "auto"
     allow_different_people: bool = False
     maps_size: int = DEFAULT_MAPS_SIZE  # normal/roughness/AO map width; 0: no maps
+    texture_model: str = "auto"  # auto, pca, none or a GAN checkpoint (complete.py)
 
 
 def reconstruct(photos: list[Photo], out: Path, options: ReconstructOptions,
@@ -53,7 +54,7 @@ def reconstruct(photos: list[Photo], out: Path, options: ReconstructOptions,
     fitted = fit_views(model, views, preset, options, device, stages, log)
     stages.enter("texture")
     albedo, seen, texture_model = final_texture(model, [v.work for v in views], fitted.state,
-                                                preset.texture_size)
+                                                preset.texture_size, options.texture_model)
     mesh = result_mesh(model, fitted.state)
     images = result_images(model, mesh, views, fitted.state, albedo, seen, options.maps_size)
     stages.enter("write")

@@ -25,7 +25,7 @@ from engine.assets.install import install_folder
 from engine.errors import BadInputError, MissingAssetError
 
 NAME = "texture-pca"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: with the MakeHuman full-head samples; a 1 install is rebuilt by setup
 MODEL_FILE = "texture_pca.npz"
 SETUP_PHOTOS = 160  # the build's subset of the training split: ~10 min on 2 busy cores
 COMPONENTS = 48

@@ -275,6 +275,23 @@ def test_cuda_without_cuda(astronaut, inputs: Path, out_parent: Path):
     assert_empty(out_parent)
 
 
+def test_bad_texture_model_is_rejected_before_torch(astronaut, inputs: Path, out_parent: Path):
+    photo = save_png(astronaut, inputs / "a.png")
+    run = reconstruct([photo], out_parent / "r", "--texture-model", inputs / "gone.pt")
+    assert_failed(run, 2, "BAD_IMAGE", "gone.pt")
+    text = inputs / "checkpoint.pt"
+    text.write_text("not a checkpoint\n")
+    run = reconstruct([photo], out_parent / "r", "--texture-model", text)
+    assert_failed(run, 2, "BAD_IMAGE", "checkpoint.pt")
+    assert_empty(out_parent)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys; from engine.cli import main; "
+         "code = main(sys.argv[1:]); print(code, 'torch' in sys.modules)",
+         "reconstruct", str(photo), "--out", str(out_parent / "r"), "--texture-model", str(text)],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert probe.stdout.split() == ["2", "False"], probe.stderr
+
+
 # ------------------------------------------- accepted unusual files: loading + detection
 
 

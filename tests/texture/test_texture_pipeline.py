@@ -1,8 +1,12 @@
 """reconstruct with the installed texture model (scripts/setup.sh builds it): result.json
 names it, texture_mask.png marks only the trusted photo texels, and the neck is skin
-coloured instead of the astronaut's suit and collar."""
+coloured instead of the astronaut's suit and collar. With `--texture-model` a GAN checkpoint
+(a tiny one trained here) completes the texture instead, and result.json names it."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +17,10 @@ from skimage.color import rgb2lab
 from engine.paths import ganfit_home
 from engine.texture import asset
 from engine.texture.atlas import atlas_coverage, atlas_positions
+from engine.texture.gan import preset
+from engine.texture.train import RunSettings, train
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
@@ -40,3 +48,21 @@ def test_reconstruct_uses_and_names_the_texture_model(astronaut_result, face_mod
     lab = rgb2lab(texture)
     far = np.linalg.norm(lab[neck] - np.median(lab[cheek], axis=0), axis=-1) > 30
     assert far.mean() < 0.15
+
+
+@pytest.mark.slow  # a preview reconstruct (~1-2 min on CPU)
+def test_reconstruct_with_a_gan_checkpoint(astronaut_png, data, tmp_path):
+    checkpoint = train(data, tmp_path / "run", preset("tiny"),
+                       RunSettings(steps=2, sample_every=2, checkpoint_every=2, log_every=2),
+                       log=lambda _: None)
+    out = tmp_path / "result"
+    run = subprocess.run(
+        [sys.executable, "-m", "engine", "reconstruct", str(astronaut_png), "--out", str(out),
+         "--quality", "preview", "--device", "cpu", "--texture-model", str(checkpoint)],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    info = json.loads((out / "result.json").read_text())
+    assert info["texture_model"] == "gan-uv:run/checkpoint.pt"
+    assert info["texture_source"] == "photo + texture model"
+    texture = np.asarray(Image.open(out / "texture.png"))
+    assert texture.shape[1] == 2 * texture.shape[0] and texture.mean() > 20
