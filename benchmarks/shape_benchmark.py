@@ -290,15 +290,16 @@ def run_multiview(model: Model, specs: list[dict], quality: str, work: Path) -> 
 
 
 # name: (68 points only, blendshape prior, stage 2: None / identity network choice).
-# lm68: landmark stage on the 68 points; dense: + MediaPipe's dense points; prior: + the
-# Face Landmarker's blendshape scores; photo: + the photometric stage; identity: + its
+# lm68: landmark stage on the 68 points; dense: + MediaPipe's dense points (calibrated);
+# prior: + the Face Landmarker's blendshape scores (off in reconstruct); photo: dense +
+# the photometric stage moving the shape under the landmark objective; identity: + its
 # identity terms (what `reconstruct` runs).
 ABLATION: dict[str, tuple[bool, bool, str | None]] = {
     "lm68": (True, False, None),
     "dense": (False, False, None),
     "prior": (False, True, None),
-    "photo": (False, True, "none"),
-    "identity": (False, True, "auto"),
+    "photo": (False, False, "none"),
+    "identity": (False, False, "auto"),
 }
 
 
@@ -309,7 +310,7 @@ def run_ablation(model: Model, specs: list[dict], quality: str,
     import torch
 
     from engine.facemodel import load_face_model
-    from engine.fit.fitter import full_fit, landmark_fit
+    from engine.fit.fitter import detected_evidence, full_fit, landmark_fit
     from engine.fit.presets import get_preset
     from engine.imageio import load_photo
     from engine.pipeline import detect_views, fit_inputs
@@ -326,13 +327,14 @@ def run_ablation(model: Model, specs: list[dict], quality: str,
             sparse, use_prior, stage2 = ABLATION[name]
             torch.manual_seed(0)
             start = time.perf_counter()
-            state = landmark_fit(face_model, [view.work], inputs.landmarks, preset,
-                                 dense=None if sparse else inputs.dense,
-                                 expression_prior=inputs.expression_prior if use_prior
-                                 else None, focal=inputs.focal)
+            dense = None if sparse else inputs.dense
+            prior = inputs.expression_prior if use_prior else None
+            state = landmark_fit(face_model, [view.work], inputs.landmarks, preset, dense=dense,
+                                 expression_prior=prior, focal=inputs.focal)
             if stage2 is not None:
+                evidence = detected_evidence(dense, prior, inputs.focal)
                 state = full_fit(face_model, [view.work], inputs.landmarks, state, preset,
-                                 stage2).state
+                                 stage2, evidence=evidence, focal=inputs.focal).state
             seconds = time.perf_counter() - start
             weights = dict(zip(face_model.expression_names,
                                state.expression[0].tolist(), strict=True))

@@ -12,7 +12,7 @@ from torch import Tensor
 from engine.facemodel import FaceModel
 from engine.facemodel.ict import fitted_expression_mask
 from engine.fit.crop import face_crop
-from engine.fit.landmark_stage import fit_landmarks, reprojection_error_px
+from engine.fit.landmark_stage import fit_landmarks, landmark_objective, reprojection_error_px
 from engine.fit.losses import masked_l1
 from engine.fit.photometric_stage import fit_photometric
 from engine.fit.presets import Preset
@@ -72,24 +72,35 @@ def landmark_fit(model: FaceModel, images: Sequence[np.ndarray], landmarks: Tens
     detector read off the photos (blendshape scores), or None; focal: (N,) focal lengths
     in working pixels the photos' EXIF gives (then held close), or None."""
     state = initial_state(model, images, landmarks.device)
-    focal_sigma = {}
     if focal is not None:
         state.log_focal = focal.log().to(state.log_focal)
-        focal_sigma = {"focal_sigma": EXIF_FOCAL_SIGMA}
     fit_landmarks(model, landmarks, state, preset.landmark_steps, on_step=on_step,
-                  dense=dense, expression_prior=expression_prior, **focal_sigma,
-                  **DETECTED_NOISE)
+                  **detected_evidence(dense, expression_prior, focal))
     return state
+
+
+def detected_evidence(dense: Tensor | None, expression_prior: Tensor | None,
+                      focal: Tensor | None) -> dict:
+    """The landmark objective's options for detected points (engine.fit.landmark_stage):
+    the detector's noise model, its dense points and expression scores, and a tight focal
+    prior when the EXIF gives the focal length."""
+    focal_sigma = {} if focal is None else {"focal_sigma": EXIF_FOCAL_SIGMA}
+    return {"dense": dense, "expression_prior": expression_prior, **focal_sigma,
+            **DETECTED_NOISE}
 
 
 def full_fit(model: FaceModel, images: Sequence[np.ndarray], landmarks: Tensor,
              state: FitState, preset: Preset, identity: str = "auto", seed: int = 0,
              on_step: StepCallback | None = None,
-             log: Callable[[str], None] = lambda _: None) -> FitResult:
+             log: Callable[[str], None] = lambda _: None, evidence: dict | None = None,
+             focal: Tensor | None = None) -> FitResult:
     """Stage 2, continuing from `state` (in place), and the per-view metrics.
 
     identity: which recognition network steers the fit ("auto", "arcface", "dlib", "none");
-    seed: every random draw of the stage (its randomised views) comes from it.
+    seed: every random draw of the stage (its randomised views) comes from it. With
+    preset.photo_shape the stage keeps the landmark stage's objective beside the pixels:
+    evidence holds its options as stage 1 had them (detected_evidence for detected points;
+    None: fit_landmarks' defaults, for exact points), focal the EXIF focal or None.
     """
     device = landmarks.device
     crops = [face_crop(lm.cpu().numpy(), preset.render_size) for lm in landmarks]
@@ -99,13 +110,19 @@ def full_fit(model: FaceModel, images: Sequence[np.ndarray], landmarks: Tensor,
     renderer = FaceRenderer(model, crops)
     texture = CoarseTexture(_mean_face_colour(photos[0], crop_landmarks[0]))
     state.texture = texture.initial_latent()
+    anchor = None
+    if preset.photo_shape:
+        start = initial_state(model, images, device).log_focal.exp()
+        anchor = landmark_objective(model, landmarks, start if focal is None else focal,
+                                    state.expression_mask, **(evidence or {}))
     extra, network, score = None, None, None
     if identity != "none":
         from engine.fit.identity_terms import build_identity_terms
 
         extra, network, score = build_identity_terms(identity, renderer, targets, preset,
                                                      device, seed, log)
-    fit_photometric(renderer, targets, state, texture, preset, extra, on_step=on_step)
+    fit_photometric(renderer, targets, state, texture, preset, extra, on_step=on_step,
+                    anchor=anchor)
     with torch.no_grad():
         rendered = renderer.render(state, texture.decode(state.texture), background=photos)
         pixel_l1 = masked_l1(rendered.images, photos, rendered.mask)
@@ -128,7 +145,8 @@ def fit(model: FaceModel, images: Sequence[np.ndarray], landmarks: Tensor, prese
                          expression_prior, focal)
     on_stage("full_fit")
     return full_fit(model, images, landmarks, state, preset, identity, seed,
-                    on_step("full_fit"), log)
+                    on_step("full_fit"), log, detected_evidence(dense, expression_prior, focal),
+                    focal)
 
 
 def _mean_face_colour(photo: Tensor, landmarks: Tensor) -> Tensor:

@@ -6,6 +6,7 @@ Gaussian priors on the codes and the sliding jaw contour.
 """
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -66,60 +67,53 @@ def fitted_landmarks(model: FaceModel, state: FitState, contour: JawContour | No
     return project_landmarks(model, points, state.camera(), contour or JawContour(model))
 
 
-def fit_landmarks(
+# objective(state) -> named loss terms, "total" among them
+LandmarkObjective = Callable[[FitState], dict[str, Tensor]]
+
+
+def landmark_objective(
     model: FaceModel,
     landmarks: Tensor,
-    state: FitState,
-    steps: int,
+    focal_start: Tensor,
+    expression_mask: Tensor,
     landmark_sigma: float = 0.03,
     identity_sigma: float = 1.0,
     expression_sigma: float = 0.2,
     focal_sigma: float = 0.3,
-    on_step: Callable[[int, int, dict[str, float]], None] | None = None,
     dense: Tensor | None = None,
     dense_weight: float = 1.0,
     expression_prior: Tensor | None = None,
     jaw_weight: float | None = None,
-) -> dict[str, float]:
-    """Fit pose, focal, identity and expression to `landmarks` (N, 68, 2), in place.
+) -> LandmarkObjective:
+    """The landmark stage's negative log posterior (per effective landmark) of a state.
 
-    A maximum a posteriori fit: landmark noise `landmark_sigma` (fraction of the
-    inter-ocular distance), identity ~ N(0, identity_sigma), expression ~ N(0,
-    expression_sigma) held in [0, 1], log focal ~ N(start, focal_sigma). Adam, first on
-    pose alone so the codes do not absorb a wrong pose, then on everything (L-BFGS was
-    tried and stalls: jaw points switching vertex make the objective jump and end its
-    line searches early). Returns the final loss terms.
-    dense: (N, 478, 2) MediaPipe mesh points in pixels, or None: fitted as points on the
-        surface (engine.landmarks.dense) with a robust (Cauchy) loss, `dense_weight` times
-        the 68-point term.
-    expression_prior: (N, E) prior mean of the expression weights (e.g. the detector's
-        blendshape scores), or None for 0.
-    jaw_weight: weight of the 17 sliding jaw points (None: engine.fit.losses' default).
+    Its own function so that the photometric stage can keep the same landmark evidence and
+    priors while the pixels refine the shape (with a weight of 0 on the pixels it would stay
+    where this stage ends). See fit_landmarks for the arguments; focal_start: (N,) the
+    log-focal prior's centre; expression_mask: (E,) which expressions are fitted.
     """
     contour = JawContour(model)
     subset = face_subset(model)
     weights = landmark_weights(landmarks.device)
     if jaw_weight is not None:
         weights[:17] = jaw_weight
-    initial_pose(model, landmarks, state)
-    log_focal0 = state.log_focal.clone()
     # the priors are per effective landmark, like the data term
     count = float(weights.sum()) * landmarks.shape[0]
-
-    dense_points = None
+    log_focal0 = focal_start.log()
+    correspondence, dense_points = None, None
     if dense is not None:
         correspondence = dense_correspondence()
         dense_points = dense[:, correspondence.points]
-    expression_mean = (torch.zeros_like(state.expression) if expression_prior is None
-                       else expression_prior * state.expression_mask)
+    expression_mean = (torch.zeros_like(expression_mask) if expression_prior is None
+                       else expression_prior * expression_mask)
 
-    def objective() -> dict[str, Tensor]:
+    def objective(state: FitState) -> dict[str, Tensor]:
         points = model(state.identity_batch(), state.expression, subset)
         camera = state.camera()
         projected = project_landmarks(model, points, camera, contour)
         data = landmark_loss(projected, landmarks, weights).mean() / landmark_sigma**2
         terms = {}
-        if dense_points is not None:
+        if correspondence is not None and dense_points is not None:
             surface = camera.project(correspondence.surface(points))[..., :2]
             terms["dense"] = dense_weight * robust_landmark_loss(
                 surface, dense_points, inter_ocular(landmarks)).mean() / landmark_sigma**2
@@ -128,6 +122,37 @@ def fit_landmarks(
                  + gaussian_prior(state.log_focal - log_focal0, focal_sigma)) / count
         total = data + prior + sum(terms.values())
         return {"total": total, "landmark": data, **terms, "prior": prior}
+
+    return objective
+
+
+def fit_landmarks(
+    model: FaceModel,
+    landmarks: Tensor,
+    state: FitState,
+    steps: int,
+    on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+    **objective_options: Any,
+) -> dict[str, float]:
+    """Fit pose, focal, identity and expression to `landmarks` (N, 68, 2), in place.
+
+    A maximum a posteriori fit (landmark_objective): landmark noise `landmark_sigma`
+    (fraction of the inter-ocular distance), identity ~ N(0, identity_sigma), expression ~
+    N(0, expression_sigma) held in [0, 1], log focal ~ N(start, focal_sigma). Adam, first on
+    pose alone so the codes do not absorb a wrong pose, then on everything (L-BFGS was
+    tried and stalls: jaw points switching vertex make the objective jump and end its
+    line searches early). Returns the final loss terms.
+    objective_options (landmark_objective's):
+    dense: (N, 478, 2) MediaPipe mesh points in pixels, or None: fitted as points on the
+        surface (engine.landmarks.dense) with a robust (Cauchy) loss, `dense_weight` times
+        the 68-point term.
+    expression_prior: (N, E) prior mean of the expression weights (e.g. the detector's
+        blendshape scores), or None for 0.
+    jaw_weight: weight of the 17 sliding jaw points (None: engine.fit.losses' default).
+    """
+    initial_pose(model, landmarks, state)
+    objective = landmark_objective(model, landmarks, state.log_focal.exp().detach(),
+                                   state.expression_mask, **objective_options)
 
     rigid_steps = max(steps // 5, 10)
     phases = (
@@ -145,7 +170,7 @@ def fit_landmarks(
                                                                   eta_min=1e-4)
             for _ in range(count_steps):
                 optimiser.zero_grad()
-                losses = objective()
+                losses = objective(state)
                 losses["total"].backward()
                 optimiser.step()
                 schedule.step()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import torch
 
+from engine.fit.landmark_stage import LandmarkObjective
 from engine.fit.losses import landmark_loss, landmark_weights, masked_l1, robust_weights
 from engine.fit.presets import Preset
 from engine.fit.renderer import ExtraLoss, FaceRenderer, StageTargets
@@ -33,9 +34,15 @@ def fit_photometric(
     preset: Preset,
     extra: ExtraLoss | None = None,
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+    anchor: LandmarkObjective | None = None,
 ) -> dict[str, float]:
     """Fit pose, focal, light, the texture latent and (with preset.photo_shape) identity and
-    expression to the photos, in place (state.texture must hold `texture`'s latent)."""
+    expression to the photos, in place (state.texture must hold `texture`'s latent).
+
+    anchor: the landmark stage's objective; when given, it replaces this stage's own
+    landmark term and code priors (preset.w_anchor times it), so the pixels refine the
+    landmark stage's shape under the same evidence instead of refitting it to a tighter
+    landmark term."""
     weights = landmark_weights(targets.landmarks.device)
     terms: dict[str, float] = {}
     rates = RATES if preset.photo_shape else {
@@ -52,13 +59,18 @@ def fit_photometric(
                 "pixel": preset.w_pixel
                 * masked_l1(rendered.images, targets.photos, rendered.mask.detach()
                             * robust_weights(rendered.images, targets.photos)).mean(),
-                "landmark": preset.w_landmark * 100.0
-                * landmark_loss(rendered.landmarks, targets.landmarks, weights).mean(),
-                "identity_prior": preset.w_identity_prior * (state.identity**2).sum(),
-                "expression_prior": preset.w_expression_prior
-                * (state.expression**2).sum(-1).mean(),
                 "texture_prior": preset.w_texture_prior * texture.prior(state.texture),
             }
+            if anchor is not None:
+                losses["landmark"] = preset.w_anchor * anchor(state)["total"]
+            else:
+                losses |= {
+                    "landmark": preset.w_landmark * 100.0
+                    * landmark_loss(rendered.landmarks, targets.landmarks, weights).mean(),
+                    "identity_prior": preset.w_identity_prior * (state.identity**2).sum(),
+                    "expression_prior": preset.w_expression_prior
+                    * (state.expression**2).sum(-1).mean(),
+                }
             if extra is not None:
                 losses.update(extra(rendered, state, albedo, step))
             total = torch.stack(list(losses.values())).sum()
