@@ -1,6 +1,7 @@
 """Stage 2 moves the shape under the landmark stage's own objective (fitter.full_fit's
 anchor): without pixels it stays where the landmark stage ended."""
 
+import pytest
 import torch
 from synthetic_scene import make_scene
 
@@ -20,6 +21,7 @@ def _clone(state):
     return type(state)(**{k: v.clone() for k, v in vars(state).items()})
 
 
+@pytest.mark.slow
 def test_stage_two_keeps_the_landmark_optimum_without_pixels(face_model):
     """With the pixel weight at 0 the anchored stage 2 is the landmark stage's objective
     again (same noise model, same priors): the codes barely move. A stage-2 landmark term
