@@ -12,6 +12,7 @@ from engine.errors import BadInputError
 from engine.facemodel import FaceModel, load_face_model
 from engine.fit.fitter import FitResult, StepCallback, fit
 from engine.fit.presets import Preset, get_preset
+from engine.fit.texture_model import TextureModel
 from engine.identity.same_person import compare_photos
 from engine.imageio import Photo, working_image
 from engine.landmarks import get_detector, select_face
@@ -19,7 +20,8 @@ from engine.plausibility import plausibility_notes
 from engine.progress import Progress
 from engine.report import RunInfo, View, result_images, result_info, result_mesh
 from engine.result import check_destination, write_result
-from engine.texture.complete import final_texture
+from engine.texture.complete import final_texture, load_texture_model
+from engine.texture.latent_fit import stage_texture
 from engine.texture.maps import DEFAULT_SIZE as DEFAULT_MAPS_SIZE
 
 
@@ -51,10 +53,12 @@ def reconstruct(photos: list[Photo], out: Path, options: ReconstructOptions,
                                    [v.photo.path.name for v in views],
                                    options.allow_different_people, log).items():
         views[i].notes.extend(notes)
-    fitted = fit_views(model, views, preset, options, device, stages, log)
+    learned, texture_model = load_texture_model(options.texture_model, device)
+    fitted = fit_views(model, views, preset, options, device, stages, log,
+                       stage_texture(learned) if learned is not None else None)
     stages.enter("texture")
-    albedo, seen, texture_model = final_texture(model, [v.work for v in views], fitted.state,
-                                                preset.texture_size, options.texture_model)
+    albedo, seen = final_texture(model, [v.work for v in views], fitted.state,
+                                 preset.texture_size, learned)
     mesh = result_mesh(model, fitted.state)
     images = result_images(model, mesh, views, fitted.state, albedo, seen, options.maps_size)
     stages.enter("write")
@@ -96,14 +100,15 @@ def detect_views(photos: list[Photo], preset: Preset, detector_name: str,
 
 
 def fit_views(model: FaceModel, views: list[View], preset: Preset, options: ReconstructOptions,
-              device: torch.device, stages: "StageClock", log: Callable[[str], None]
-              ) -> FitResult:
-    """The landmark and photometric stages on the detected views, with progress events."""
+              device: torch.device, stages: "StageClock", log: Callable[[str], None],
+              texture: TextureModel | None = None) -> FitResult:
+    """The landmark and photometric stages on the detected views, with progress events;
+    texture: the texture model stage 2 fits jointly (None: a coarse UV albedo)."""
     inputs = fit_inputs(views, device, model.expression_names)
     return fit(model, [v.work for v in views], inputs.landmarks, preset, options.identity,
                options.seed, on_stage=stages.enter, on_step=stages.reporter, log=log,
                dense=inputs.dense, expression_prior=inputs.expression_prior,
-               focal=inputs.focal)
+               focal=inputs.focal, texture=texture)
 
 
 @dataclass

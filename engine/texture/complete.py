@@ -199,15 +199,12 @@ def load_texture_model(choice: str, device: torch.device | str
 
 
 def final_texture(model: FaceModel, photos: list[np.ndarray], state: FitState,
-                  texture_size: int, texture_model: str = "auto"
-                  ) -> tuple[Tensor, Tensor, str | None]:
-    """texture.png's albedo (3, T, 2T), texture_mask.png's (T, 2T) bool and the texture
-    model's name: with a texture model (`load_texture_model`'s choice), the photo's trusted
-    skin blended into the model's completion; without one (None), the photo unwrap with
-    mirrored and push-pull fill."""
-    learned, name = load_texture_model(texture_model, state.identity.device)
+                  texture_size: int, learned: AnyTextureModel | None
+                  ) -> tuple[Tensor, Tensor]:
+    """texture.png's albedo (3, T, 2T) and texture_mask.png's (T, 2T) bool: with a texture
+    model (`load_texture_model`'s), the photo's trusted skin blended into the model's
+    completion; without one (None), the photo unwrap with mirrored and push-pull fill."""
     if learned is None:
-        albedo, seen = bake_albedo(model, photos, state, texture_size)
-        return albedo, seen, None
+        return bake_albedo(model, photos, state, texture_size)
     done = complete_albedo(model, learned, photos, state, texture_size)
-    return done.albedo, done.trusted > 0.5, name
+    return done.albedo, done.trusted > 0.5

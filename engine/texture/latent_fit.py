@@ -88,6 +88,33 @@ def fit_latent(model: TextureModel, albedo: Tensor, confidence: Tensor,
     return latent, residual
 
 
+class LinearStageTexture:
+    """The linear model as the photometric stage's texture (engine.fit.texture_model's
+    protocol): latent (1, K) in units of each component's standard deviation, decoded to
+    (1, 3, T, 2T) clamped to [0, 1], with the standard normal prior (mean of squares, like
+    the GAN's)."""
+
+    name = "texture-pca"
+
+    def __init__(self, model: LinearTextureModel):
+        self.model = model
+
+    def initial_latent(self) -> Tensor:
+        return self.model.mean.new_zeros(1, self.model.size)
+
+    def decode(self, latent: Tensor) -> Tensor:
+        return self.model.decode(latent).clamp(0, 1)
+
+    def prior(self, latent: Tensor) -> Tensor:
+        return latent.square().mean()
+
+
+def stage_texture(model: AnyTextureModel) -> TextureModel:
+    """Any texture model as the photometric stage fits it jointly with shape, pose and
+    light (GANFit's stage 2)."""
+    return LinearStageTexture(model) if isinstance(model, LinearTextureModel) else model
+
+
 def fit_texture_model(model: AnyTextureModel, albedo: Tensor,
                       confidence: Tensor) -> tuple[Tensor, Tensor]:
     """(latent, residual (t, 2t)) of any texture model for an observed albedo (3, H, W) with
