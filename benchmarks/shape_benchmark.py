@@ -289,17 +289,19 @@ def run_multiview(model: Model, specs: list[dict], quality: str, work: Path) -> 
     return out
 
 
-# name: (68 points only, blendshape prior, stage 2: None / identity network choice).
-# lm68: landmark stage on the 68 points; dense: + MediaPipe's dense points (calibrated);
-# prior: + the Face Landmarker's blendshape scores (off in reconstruct); photo: dense +
-# the photometric stage moving the shape under the landmark objective; identity: + its
-# identity terms (what `reconstruct` runs).
-ABLATION: dict[str, tuple[bool, bool, str | None]] = {
-    "lm68": (True, False, None),
-    "dense": (False, False, None),
-    "prior": (False, True, None),
-    "photo": (False, False, "none"),
-    "identity": (False, False, "auto"),
+# name: (68 points only, blendshape prior, stage 2: None / identity network choice, the
+# installed texture model's latent in stage 2). lm68: landmark stage on the 68 points;
+# dense: + MediaPipe's dense points (calibrated); prior: + the Face Landmarker's
+# blendshape scores (off in reconstruct); photo: dense + the photometric stage moving the
+# shape under the landmark objective, coarse albedo; identity: + its identity terms;
+# texture: + the texture model's latent fitted in stage 2 (what `reconstruct` runs).
+ABLATION: dict[str, tuple[bool, bool, str | None, bool]] = {
+    "lm68": (True, False, None, False),
+    "dense": (False, False, None, False),
+    "prior": (False, True, None, False),
+    "photo": (False, False, "none", False),
+    "identity": (False, False, "auto", False),
+    "texture": (False, False, "auto", True),
 }
 
 
@@ -313,9 +315,13 @@ def run_ablation(model: Model, specs: list[dict], quality: str,
     from engine.fit.fitter import detected_evidence, full_fit, landmark_fit
     from engine.fit.presets import get_preset
     from engine.imageio import load_photo
+    from engine.paths import ganfit_home
     from engine.pipeline import detect_views, fit_inputs
+    from engine.texture.asset import load_installed
+    from engine.texture.latent_fit import stage_texture
 
     preset = get_preset(quality)
+    learned = load_installed(ganfit_home())
     face_model = load_face_model("cpu")
     names = variants or list(ABLATION)
     rows: dict[str, list[dict]] = {name: [] for name in names}
@@ -324,7 +330,7 @@ def run_ablation(model: Model, specs: list[dict], quality: str,
         inputs = fit_inputs([view], torch.device("cpu"), face_model.expression_names,
                             blendshape_prior=True)
         for name in names:
-            sparse, use_prior, stage2 = ABLATION[name]
+            sparse, use_prior, stage2, use_texture = ABLATION[name]
             torch.manual_seed(0)
             start = time.perf_counter()
             dense = None if sparse else inputs.dense
@@ -333,8 +339,10 @@ def run_ablation(model: Model, specs: list[dict], quality: str,
                                  expression_prior=prior, focal=inputs.focal)
             if stage2 is not None:
                 evidence = detected_evidence(dense, prior, inputs.focal)
+                texture = stage_texture(learned) if use_texture and learned else None
                 state = full_fit(face_model, [view.work], inputs.landmarks, state, preset,
-                                 stage2, evidence=evidence, focal=inputs.focal).state
+                                 stage2, evidence=evidence, focal=inputs.focal,
+                                 texture=texture).state
             seconds = time.perf_counter() - start
             weights = dict(zip(face_model.expression_names,
                                state.expression[0].tolist(), strict=True))
