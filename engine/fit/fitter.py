@@ -17,7 +17,7 @@ from engine.fit.losses import masked_l1
 from engine.fit.photometric_stage import fit_photometric
 from engine.fit.presets import Preset
 from engine.fit.renderer import FaceRenderer, StageTargets
-from engine.fit.state import FitState
+from engine.fit.state import FitState, start_focal
 from engine.fit.texture_model import CoarseTexture, TextureModel
 
 # log-focal prior width when the EXIF gives the focal length (crops and rounding in the
@@ -118,9 +118,10 @@ def full_fit(model: FaceModel, images: Sequence[np.ndarray], landmarks: Tensor,
     state.texture = texture.initial_latent().to(device)
     anchor = None
     if preset.photo_shape:
-        start = initial_state(model, images, device).log_focal.exp()
-        anchor = landmark_objective(model, landmarks, start if focal is None else focal,
-                                    state.expression_mask, **(evidence or {}))
+        sizes = [(image.shape[0], image.shape[1]) for image in images]
+        start = start_focal(sizes, device) if focal is None else focal
+        anchor = landmark_objective(model, landmarks, start, state.expression_mask,
+                                    **(evidence or {}))
     extra, network, score = None, None, None
     if identity != "none":
         from engine.fit.identity_terms import build_identity_terms

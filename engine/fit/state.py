@@ -21,6 +21,13 @@ from engine.render.shading import SH_UNIFORM_LIGHT
 START_FOCAL_PER_SIDE = 1.2
 
 
+def start_focal(image_sizes: list[tuple[int, int]], device: torch.device | str) -> Tensor:
+    """(N,) the focal length (pixels) a fit starts from for images of (H, W) sizes, when the
+    photo does not say: START_FOCAL_PER_SIDE x the long side."""
+    return torch.tensor([START_FOCAL_PER_SIDE * max(h, w) for h, w in image_sizes],
+                        device=device)
+
+
 @dataclass
 class FitState:
     """N views, K identity modes, E expressions.
@@ -58,8 +65,7 @@ class FitState:
         sh[:, 0] = SH_UNIFORM_LIGHT
         principal = torch.tensor([[(w - 1) / 2.0, (h - 1) / 2.0] for h, w in image_sizes],
                                  device=device)
-        focal = torch.tensor([START_FOCAL_PER_SIDE * max(h, w) for h, w in image_sizes],
-                             device=device)
+        focal = start_focal(image_sizes, device)
         mask = expression_mask.to(device)
         return cls(
             identity=torch.zeros(num_identity, device=device),
