@@ -6,7 +6,7 @@ loses its trust). The linear model answers in closed form (`LinearTextureModel.f
 weighted least squares, Cauchy re-weighted). A model without a closed form (the GAN) gets the
 same MAP objective minimised by Adam: the confidence-weighted Cauchy loss of the colour
 residual on the observation resampled to the model's atlas, counted as
-_EFFECTIVE_OBSERVATIONS observations of noise _NOISE, plus the model's prior. Iteratively
+EFFECTIVE_OBSERVATIONS observations of noise NOISE, plus the model's prior. Iteratively
 re-weighted least squares with weights 1 / (1 + (r / c)^2) (what the linear fit does)
 minimises exactly c^2 log(1 + (r / c)^2), so both minimise the same thing.
 """
@@ -18,9 +18,9 @@ from torch import Tensor
 
 from engine.fit.texture_model import TextureModel
 from engine.texture.linear import (
-    _CAUCHY_SCALE,
-    _EFFECTIVE_OBSERVATIONS,
-    _NOISE,
+    CAUCHY_SCALE,
+    EFFECTIVE_OBSERVATIONS,
+    NOISE,
     LinearTextureModel,
     resample_observation,
 )
@@ -56,8 +56,8 @@ def robust_data_term(decoded: Tensor, target: Tensor, weight: Tensor) -> Tensor:
     decoded, target: (3, t, 2t); weight: (t, 2t), 0 where nothing was observed. Scalar.
     """
     residual = (decoded - target).square().sum(0)  # squared colour distance (t, 2t)
-    cauchy = _CAUCHY_SCALE**2 * torch.log1p(residual / _CAUCHY_SCALE**2)
-    scale = _EFFECTIVE_OBSERVATIONS / (_NOISE**2 * 3 * weight.sum().clamp(min=1e-6))
+    cauchy = CAUCHY_SCALE**2 * torch.log1p(residual / CAUCHY_SCALE**2)
+    scale = EFFECTIVE_OBSERVATIONS / (NOISE**2 * 3 * weight.sum().clamp(min=1e-6))
     return scale * (weight * cauchy).sum()
 
 

@@ -28,12 +28,12 @@ from engine.texture.unwrap import push_pull_fill
 
 MIN_SUPPORT = 0.1  # a texel needs this fraction of the photos' confidence to be learned
 _EM_ITERATIONS = 25
-_CAUCHY_SCALE = 0.08  # residuals (albedo units) beyond this are down-weighted
+CAUCHY_SCALE = 0.08  # residuals (albedo units) beyond this are down-weighted
 _FIT_ITERATIONS = 4
 # The texels of one photo are far from independent observations: the data term counts as
 # this many, so the prior keeps its say on what the photo does not show.
-_EFFECTIVE_OBSERVATIONS = 400.0
-_NOISE = 0.05
+EFFECTIVE_OBSERVATIONS = 400.0
+NOISE = 0.05
 
 
 @dataclass
@@ -66,7 +66,7 @@ class LinearTextureModel:
         out = self.mean + flat.view(-1, *self.mean.shape)
         return out if latent.dim() > 1 else out[0]
 
-    def fit(self, albedo: Tensor, confidence: Tensor, noise: float = _NOISE,
+    def fit(self, albedo: Tensor, confidence: Tensor, noise: float = NOISE,
             iterations: int = _FIT_ITERATIONS) -> tuple[Tensor, Tensor]:
         """The robust MAP latent (K,) for an albedo (3, H, W) with confidence (H, W), at
         any atlas size (area-resampled to the model's); also returns the fit's residual
@@ -83,12 +83,12 @@ class LinearTextureModel:
         trust = base
         for _ in range(iterations):
             w = trust.repeat(3)
-            scale = _EFFECTIVE_OBSERVATIONS / (noise**2 * w.sum().clamp(min=1e-6))
+            scale = EFFECTIVE_OBSERVATIONS / (noise**2 * w.sum().clamp(min=1e-6))
             normal = (basis * w) @ basis.T * scale + torch.eye(self.size, device=basis.device)
             latent = torch.linalg.solve(normal.double(),
                                         ((basis * w) @ offset * scale).double()).to(basis)
             residual = (basis.T @ latent - offset).view(3, -1).norm(dim=0)
-            trust = base / (1.0 + (residual / _CAUCHY_SCALE) ** 2)
+            trust = base / (1.0 + (residual / CAUCHY_SCALE) ** 2)
         residual_map[keep] = residual
         return latent, residual_map
 
