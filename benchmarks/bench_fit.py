@@ -18,11 +18,12 @@ import numpy as np
 import skimage.data
 import torch
 
+from engine.device import resolve_device
 from engine.facemodel import load_face_model
 from engine.fit.fitter import fit
 from engine.fit.presets import get_preset
 from engine.imageio import Photo, working_image
-from engine.pipeline import StageClock, resolve_device
+from engine.pipeline import StageClock
 from engine.progress import Progress
 from engine.texture.atlas import bake_albedo
 

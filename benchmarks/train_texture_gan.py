@@ -25,8 +25,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.device import resolve_device  # noqa: E402
 from engine.texture.gan import PRESETS, preset  # noqa: E402
-from engine.texture.train import GanTrainer, load_training_data, resolve_device  # noqa: E402
+from engine.texture.train import GanTrainer, load_training_data  # noqa: E402
 
 
 def _count(module: torch.nn.Module) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.errors import BadInputError
+from engine.device import resolve_device
 from engine.facemodel import FaceModel, load_face_model
 from engine.fit.fitter import FitResult, StepCallback, fit
 from engine.fit.presets import Preset, get_preset
@@ -68,14 +68,6 @@ def reconstruct(photos: list[Photo], out: Path, options: ReconstructOptions,
                        texture_source="photo + texture model" if texture_model
                        else "photo unwrap", maps=images.map_files())
     return write_result(out, options.force, info, mesh, images)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise BadInputError("--device cuda was asked for but no CUDA GPU is available to torch")
-    return torch.device(name)
 
 
 def detect_views(photos: list[Photo], preset: Preset, detector_name: str,

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from engine.device import resolve_device
 from engine.errors import BadInputError
 from engine.texture.dataset import load_sample, sample_paths
 from engine.texture.gan import (
@@ -102,15 +103,6 @@ def completion_target(images: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
     colour = (images * masks).sum(dim=(0, 2, 3)) / masks.sum().clamp(min=1.0)  # (3,)
     filled = push_pull_fill(mean - colour[:, None, None], known) + colour[:, None, None]
     return filled, (~known).float()[None]
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto: CUDA when there is one; asking for CUDA without one is bad input."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise BadInputError("--device cuda: no CUDA device here")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class GanTrainer:
