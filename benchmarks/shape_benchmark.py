@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.facemodel.geometry import fit_similarity
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = Path(os.environ.get("GANFIT_HOME", Path.home() / ".cache" / "ganfit")) / \
     "ict-facekit" / "model.npz"
@@ -130,16 +132,7 @@ class Model:
 def umeyama_error_mm(source: np.ndarray, target: np.ndarray) -> float:
     """Mean distance (mm) of (P, 3) cm `source` to `target` after the best similarity
     transform of source onto target (Umeyama 1991, with scale)."""
-    mu_s, mu_t = source.mean(0), target.mean(0)
-    s, t = source - mu_s, target - mu_t
-    cov = t.T @ s / len(s)
-    u, d, vt = np.linalg.svd(cov)
-    sign = np.eye(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[2, 2] = -1
-    rotation = u @ sign @ vt
-    scale = np.trace(np.diag(d) @ sign) / s.var(0).sum()
-    aligned = scale * s @ rotation.T + mu_t
+    aligned = fit_similarity(source, target).apply(source)
     return float(np.linalg.norm(aligned - target, axis=1).mean() * 10.0)
 
 

@@ -9,6 +9,7 @@ where that is smaller, which is what newer exporters write themselves.
 
 import json
 import struct
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +122,7 @@ def sparsify(gltf: dict, binary: bytes) -> tuple[dict, bytes, int]:
         changed += 1
     if not changed:
         return gltf, binary, 0
-    return (*_repack(gltf, binary, new_views), changed)
+    return gltf, repack(gltf, binary, appended=new_views, drop_unused=True), changed
 
 
 def _view_references(gltf: dict) -> list[tuple[dict, str]]:
@@ -137,29 +138,54 @@ def _view_references(gltf: dict) -> list[tuple[dict, str]]:
     return refs
 
 
-def _repack(gltf: dict, binary: bytes, appended: list[tuple[bytes, int | None]]
-            ) -> tuple[dict, bytes]:
-    """The document with the appended views added, views nothing refers to any more
-    dropped and the rest renumbered, and the BIN chunk packed to match (4-byte aligned)."""
-    old = gltf.get("bufferViews", [])
-    contents = [(_view_bytes(gltf, binary, i), v) for i, v in enumerate(old)]
-    contents += [(data, {"buffer": 0, **({"byteStride": s} if s else {})})
-                 for data, s in appended]
-    refs = _view_references(gltf)
-    used = sorted({holder[key] for holder, key in refs})
-    renumber = {old_index: new_index for new_index, old_index in enumerate(used)}
+def repack(gltf: dict, binary: bytes, replaced: Mapping[int, bytes] | None = None,
+           appended: Sequence[tuple[bytes, int | None]] = (), drop_unused: bool = False
+           ) -> bytes:
+    """The BIN chunk (buffer 0) rebuilt, with the document updated in place to match.
+
+    replaced: bufferView index -> its new bytes; appended: (bytes, byteStride or None) of
+    new views in buffer 0, numbered after the existing ones; drop_unused: views that no
+    accessor, sparse accessor or image refers to are dropped and the rest renumbered (only
+    for plain files: a view an extension refers to would be lost). Every range in buffer 0
+    (views, and EXT_meshopt_compression's compressed ranges) is written in its old order,
+    appended views last, each 4-byte aligned, and its byteOffset/byteLength updated; views
+    in other buffers are left as they are."""
+    replaced = replaced or {}
+    views = gltf.get("bufferViews", [])
+    new_views = [{"buffer": 0, **({"byteStride": stride} if stride else {})}
+                 for _, stride in appended]
+    if new_views:
+        views = gltf["bufferViews"] = views + new_views
+    # (sort key, the view it belongs to, object holding byteOffset/byteLength, bytes)
+    ranges: list[tuple[tuple[int, int], dict, dict, bytes]] = []
+    for index, view in enumerate(views[:len(views) - len(new_views)]):
+        if view.get("buffer") == 0:
+            data = replaced[index] if index in replaced else _view_bytes(gltf, binary, index)
+            ranges.append(((0, view.get("byteOffset", 0)), view, view, data))
+        meshopt = view.get("extensions", {}).get("EXT_meshopt_compression")
+        if meshopt is not None and meshopt.get("buffer") == 0:
+            start = meshopt.get("byteOffset", 0)
+            ranges.append(((0, start), view, meshopt,
+                           binary[start:start + meshopt["byteLength"]]))
+    ranges += [((1, order), view, view, data)
+               for order, (view, (data, _)) in enumerate(zip(new_views, appended, strict=True))]
+    if drop_unused:
+        refs = _view_references(gltf)
+        used = sorted({holder[key] for holder, key in refs})
+        renumber = {old_index: new_index for new_index, old_index in enumerate(used)}
+        for holder, key in refs:
+            holder[key] = renumber[holder[key]]
+        gltf["bufferViews"] = [views[index] for index in used]
+        kept = {id(view) for view in gltf["bufferViews"]}
+        ranges = [item for item in ranges if id(item[1]) in kept]
+    ranges.sort(key=lambda item: item[0])
     out = bytearray()
-    views = []
-    for old_index in used:
-        data, view = contents[old_index]
+    for _, _, holder, data in ranges:
         out += b"\0" * (-len(out) % 4)
-        views.append({**view, "byteOffset": len(out), "byteLength": len(data)})
+        holder["byteOffset"], holder["byteLength"] = len(out), len(data)
         out += data
-    for holder, key in refs:
-        holder[key] = renumber[holder[key]]
-    gltf["bufferViews"] = views
     gltf["buffers"][0]["byteLength"] = len(out)
-    return gltf, bytes(out)
+    return bytes(out)
 
 
 def sparse_morph_targets(path: Path) -> int:

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .glb import read_glb, write_glb
+from .glb import read_glb, repack, write_glb
 
 ENV_BASISU = "GANFIT_BASISU"
 EXTENSION = "KHR_texture_basisu"
@@ -101,30 +101,6 @@ def _encode(tool: Path, data: bytes, mime: str, kind: str, folder: Path,
     return target.read_bytes()
 
 
-def _rebuild_buffer(gltf: dict, binary: bytes, replaced: dict[int, bytes]) -> bytes:
-    """The BIN chunk with bufferViews (index -> new bytes) replaced and the rest packed
-    after them in order, every byteOffset into the glb's buffer 0 updated. Views that
-    live in buffer 0 directly and EXT_meshopt_compression's compressed ranges both count."""
-    ranges = []  # (object holding byteOffset/byteLength into buffer 0, new bytes or None)
-    for index, view in enumerate(gltf.get("bufferViews", [])):
-        if view.get("buffer") == 0:
-            ranges.append((view, replaced.get(index)))
-        meshopt = view.get("extensions", {}).get("EXT_meshopt_compression")
-        if meshopt is not None and meshopt.get("buffer") == 0:
-            ranges.append((meshopt, None))
-    ranges.sort(key=lambda item: item[0].get("byteOffset", 0))
-    out = bytearray()
-    for holder, new in ranges:
-        if new is None:
-            start = holder.get("byteOffset", 0)
-            new = binary[start:start + holder["byteLength"]]
-        out += b"\0" * (-len(out) % 4)
-        holder["byteOffset"], holder["byteLength"] = len(out), len(new)
-        out += new
-    gltf["buffers"][0]["byteLength"] = len(out)
-    return bytes(out)
-
-
 def basisu_glb(tool: Path, source: Path, target: Path, timeout_s: float = 300.0) -> int:
     """Write `source` (glb, images embedded) to `target` with every JPEG/PNG image as
     KTX2 under KHR_texture_basisu; returns how many images were encoded. Ktx2Error when
@@ -152,6 +128,6 @@ def basisu_glb(tool: Path, source: Path, target: Path, timeout_s: float = 300.0)
     for key in ("extensionsUsed", "extensionsRequired"):
         if replaced and EXTENSION not in gltf.setdefault(key, []):
             gltf[key].append(EXTENSION)
-    binary = _rebuild_buffer(gltf, binary, replaced)
+    binary = repack(gltf, binary, replaced)
     target.write_bytes(write_glb(gltf, binary))
     return len(replaced)

