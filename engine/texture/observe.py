@@ -21,8 +21,11 @@ from engine.texture.confidence import (
     colour_confidence,
     feature_texels,
     geometric_confidence,
+    lip_loops,
+    mouth_opening_texels,
     reference_texels,
     skin_colour,
+    texel_positions,
 )
 from engine.texture.unwrap import sample_texels
 
@@ -88,8 +91,11 @@ def observe_albedo(model: FaceModel, photo: Tensor, identity: Tensor, expression
         shading = sh_shading(normal[None], sh[None])[0].clamp(min=_MIN_SHADING)
     albedo = colour / shading
     features = feature_texels(model, samples, triangles, neutral)
-    trusted = trusted * colour_confidence(albedo, colour, skin_colour(albedo, reference, trusted),
-                                          features)
+    skin = skin_colour(albedo, reference, trusted)
+    trusted = trusted * colour_confidence(albedo, colour, skin, features)
+    opening = mouth_opening_texels(albedo, texel_positions(samples, triangles, neutral),
+                                   *lip_loops(model, neutral), skin, trusted)
+    trusted = torch.where(opening, torch.zeros_like(trusted), trusted)
     count = size[0] * size[1]
     image = photo.new_zeros(count, 3).index_copy(0, samples.texel, albedo.clamp(0, 1))
     confidence = photo.new_zeros(count).index_copy(0, samples.texel, trusted)
