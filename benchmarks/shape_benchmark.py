@@ -283,18 +283,20 @@ def run_multiview(model: Model, specs: list[dict], quality: str, work: Path) -> 
 
 
 # name: (68 points only, blendshape prior, stage 2: None / identity network choice, the
-# installed texture model's latent in stage 2). lm68: landmark stage on the 68 points;
-# dense: + MediaPipe's dense points (calibrated); prior: + the Face Landmarker's
-# blendshape scores (off in reconstruct); photo: dense + the photometric stage moving the
-# shape under the landmark objective, coarse albedo; identity: + its identity terms;
-# texture: + the texture model's latent fitted in stage 2 (what `reconstruct` runs).
-ABLATION: dict[str, tuple[bool, bool, str | None, bool]] = {
-    "lm68": (True, False, None, False),
-    "dense": (False, False, None, False),
-    "prior": (False, True, None, False),
-    "photo": (False, False, "none", False),
-    "identity": (False, False, "auto", False),
-    "texture": (False, False, "auto", True),
+# installed texture model's latent in stage 2, the detected identity's gain). lm68: landmark
+# stage on the 68 points; dense: + MediaPipe's dense points (calibrated); prior: + the Face
+# Landmarker's blendshape scores (off in reconstruct); photo: dense + the photometric stage
+# moving the shape under the landmark objective, coarse albedo; identity: + its identity
+# terms; texture: + the texture model's latent fitted in stage 2; gain: + stage 2 starting
+# from the landmark identity / fitter.DETECTED_IDENTITY_GAIN (what `reconstruct` runs).
+ABLATION: dict[str, tuple[bool, bool, str | None, bool, bool]] = {
+    "lm68": (True, False, None, False, False),
+    "dense": (False, False, None, False, False),
+    "prior": (False, True, None, False, False),
+    "photo": (False, False, "none", False, False),
+    "identity": (False, False, "auto", False, False),
+    "texture": (False, False, "auto", True, False),
+    "gain": (False, False, "auto", True, True),
 }
 
 
@@ -305,7 +307,12 @@ def run_ablation(model: Model, specs: list[dict], quality: str,
     import torch
 
     from engine.facemodel import load_face_model
-    from engine.fit.fitter import detected_evidence, full_fit, landmark_fit
+    from engine.fit.fitter import (
+        DETECTED_IDENTITY_GAIN,
+        detected_evidence,
+        full_fit,
+        landmark_fit,
+    )
     from engine.fit.presets import get_preset
     from engine.imageio import load_photo
     from engine.paths import ganfit_home
@@ -323,7 +330,7 @@ def run_ablation(model: Model, specs: list[dict], quality: str,
         inputs = fit_inputs([view], torch.device("cpu"), face_model.expression_names,
                             blendshape_prior=True)
         for name in names:
-            sparse, use_prior, stage2, use_texture = ABLATION[name]
+            sparse, use_prior, stage2, use_texture, use_gain = ABLATION[name]
             torch.manual_seed(0)
             start = time.perf_counter()
             dense = None if sparse else inputs.dense
@@ -335,7 +342,8 @@ def run_ablation(model: Model, specs: list[dict], quality: str,
                 texture = stage_texture(learned) if use_texture and learned else None
                 state = full_fit(face_model, [view.work], inputs.landmarks, state, preset,
                                  stage2, evidence=evidence, focal=inputs.focal,
-                                 texture=texture).state
+                                 texture=texture,
+                                 identity_gain=DETECTED_IDENTITY_GAIN if use_gain else 1.0).state
             seconds = time.perf_counter() - start
             weights = dict(zip(face_model.expression_names,
                                state.expression[0].tolist(), strict=True))

@@ -84,6 +84,7 @@ def landmark_objective(
     dense_weight: float = 1.0,
     expression_prior: Tensor | None = None,
     jaw_weight: float | None = None,
+    identity_gain: float = 1.0,
 ) -> LandmarkObjective:
     """The landmark stage's negative log posterior (per effective landmark) of a state.
 
@@ -108,7 +109,8 @@ def landmark_objective(
                        else expression_prior * expression_mask)
 
     def objective(state: FitState) -> dict[str, Tensor]:
-        points = model(state.identity_batch(), state.expression, subset)
+        identity = identity_gain * state.identity
+        points = model(identity[None].expand(state.num_views, -1), state.expression, subset)
         camera = state.camera()
         projected = project_landmarks(model, points, camera, contour)
         data = landmark_loss(projected, landmarks, weights).mean() / landmark_sigma**2
@@ -117,7 +119,7 @@ def landmark_objective(
             surface = camera.project(correspondence.surface(points))[..., :2]
             terms["dense"] = dense_weight * robust_landmark_loss(
                 surface, dense_points, inter_ocular(landmarks)).mean() / landmark_sigma**2
-        prior = (gaussian_prior(state.identity, identity_sigma)
+        prior = (gaussian_prior(identity, identity_sigma)
                  + gaussian_prior(state.expression - expression_mean, expression_sigma)
                  + gaussian_prior(state.log_focal - log_focal0, focal_sigma)) / count
         total = data + prior + sum(terms.values())

@@ -1,11 +1,13 @@
 """Stage 2 moves the shape under the landmark stage's own objective (fitter.full_fit's
-anchor): without pixels it stays where the landmark stage ended."""
+anchor): without pixels it stays where the landmark stage ended, or, with the detected
+identity's gain, at that identity / gain."""
 
 import pytest
 import torch
 from synthetic_scene import make_scene
 
 from engine.fit.fitter import detected_evidence, full_fit, landmark_fit
+from engine.fit.landmark_stage import landmark_objective
 from engine.fit.presets import get_preset
 
 
@@ -38,3 +40,42 @@ def test_stage_two_keeps_the_landmark_optimum_without_pixels(face_model):
     assert moved < 0.25  # Adam still steps along the flat directions: ~0.1 mm
     assert (after.expression - start.expression).abs().max() < 0.05
 
+
+
+def test_identity_gain_is_the_objective_of_the_scaled_identity(face_model):
+    """landmark_objective with identity_gain g at identity x is the plain objective at g x:
+    data terms and the identity prior alike (a prior on x itself would pull stage 2's
+    rescaled start back towards the average face)."""
+    scene = make_scene(face_model, seed=3, expressions={}, yaw=10, size=256)
+    state = _clone(scene.truth)
+    args = (face_model, scene.landmarks, state.log_focal.exp(), state.expression_mask)
+    scaled = _clone(state)
+    scaled.identity = state.identity * 0.5
+    with torch.no_grad():
+        gained = landmark_objective(*args, identity_gain=0.5)(state)
+        plain = landmark_objective(*args)(scaled)
+    for name in ("total", "landmark", "prior"):
+        assert torch.allclose(gained[name], plain[name], rtol=1e-5), name
+    assert not torch.allclose(gained["total"], landmark_objective(*args)(state)["total"])
+
+
+@pytest.mark.slow
+def test_stage_two_starts_from_the_identity_over_its_gain(face_model):
+    """Without pixels, stage 2 with identity_gain 0.5 ends at twice the landmark stage's
+    identity: its objective is stationary there, so nothing pulls the rescaled face back."""
+    preset = get_preset("preview", landmark_steps=120, photo_steps=20, render_size=96,
+                        w_pixel=0.0, w_texture_prior=0.0)
+    scene = make_scene(face_model, seed=5, expressions={}, yaw=20, size=256)
+    start = landmark_fit(face_model, [scene.image], scene.landmarks, preset)
+    after = full_fit(face_model, [scene.image], scene.landmarks, _clone(start), preset,
+                     identity="none", evidence=detected_evidence(None, None, None),
+                     identity_gain=0.5).state
+    doubled = _clone(start)
+    doubled.identity = start.identity * 2
+    moved = _face_shift_mm(face_model, after, doubled)
+    print(f"face {moved:.3f} mm from twice the landmark identity, "
+          f"{_face_shift_mm(face_model, after, start):.3f} mm from the landmark identity")
+    # Adam drifts along the flat directions, which the gain makes flatter: ~0.25 mm; a
+    # pull back to the landmark identity would end ~1 mm from twice it
+    assert moved < 0.4
+    assert _face_shift_mm(face_model, after, start) > 2.5 * moved
