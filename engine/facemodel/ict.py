@@ -17,6 +17,9 @@ NARROW_FACE_VERTICES = PARTS["narrow_face"][0][1]
 ARKIT_STYLE_EXPRESSIONS = 53
 # Gaze (eyeLook*) is not fitted: landmarks and shading say nothing about where eyes look.
 _UNFITTED_PREFIXES = ("eyeLook",)
+# Expressions that move the mouth or jaw sideways: from one photo they trade off against
+# the head's yaw (a detector's mouth points shift with it), so they get their own prior.
+SIDEWAYS_EXPRESSIONS = ("mouthLeft", "mouthRight", "jawLeft", "jawRight")
 
 # The skin atlas (texture.png) puts the face tile (u 0..1) and the head/neck tile
 # (u 1..2) side by side in one 2:1 image: skin UVs are scaled by this.

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from engine.facemodel import FaceModel
+from engine.facemodel.ict import SIDEWAYS_EXPRESSIONS
 from engine.fit.contour import JawContour
 from engine.fit.losses import (
     gaussian_prior,
@@ -79,6 +80,7 @@ def landmark_objective(
     landmark_sigma: float = 0.03,
     identity_sigma: float = 1.0,
     expression_sigma: float = 0.2,
+    sideways_sigma: float | None = None,
     focal_sigma: float = 0.3,
     dense: Tensor | None = None,
     dense_weight: float = 1.0,
@@ -107,6 +109,10 @@ def landmark_objective(
         dense_points = dense[:, correspondence.points]
     expression_mean = (torch.zeros_like(expression_mask) if expression_prior is None
                        else expression_prior * expression_mask)
+    expression_sigmas = torch.full_like(expression_mask, expression_sigma)
+    if sideways_sigma is not None:
+        for name in SIDEWAYS_EXPRESSIONS:
+            expression_sigmas[model.expression_names.index(name)] = sideways_sigma
 
     def objective(state: FitState) -> dict[str, Tensor]:
         identity = identity_gain * state.identity
@@ -120,7 +126,7 @@ def landmark_objective(
             terms["dense"] = dense_weight * robust_landmark_loss(
                 surface, dense_points, inter_ocular(landmarks)).mean() / landmark_sigma**2
         prior = (gaussian_prior(identity, identity_sigma)
-                 + gaussian_prior(state.expression - expression_mean, expression_sigma)
+                 + gaussian_prior(state.expression - expression_mean, expression_sigmas)
                  + gaussian_prior(state.log_focal - log_focal0, focal_sigma)) / count
         total = data + prior + sum(terms.values())
         return {"total": total, "landmark": data, **terms, "prior": prior}
@@ -151,6 +157,8 @@ def fit_landmarks(
     expression_prior: (N, E) prior mean of the expression weights (e.g. the detector's
         blendshape scores), or None for 0.
     jaw_weight: weight of the 17 sliding jaw points (None: engine.fit.losses' default).
+    sideways_sigma: the prior width of SIDEWAYS_EXPRESSIONS (engine.facemodel.ict), None:
+        expression_sigma.
     """
     initial_pose(model, landmarks, state)
     objective = landmark_objective(model, landmarks, state.log_focal.exp().detach(),

@@ -68,6 +68,6 @@ def robust_weights(images: Tensor, photos: Tensor, scale: float = 0.15) -> Tenso
     return 1.0 / (1.0 + (residual / scale) ** 2)
 
 
-def gaussian_prior(codes: Tensor, sigma: float) -> Tensor:
+def gaussian_prior(codes: Tensor, sigma: float | Tensor) -> Tensor:
     """Negative log-density (up to a constant, x2) of independent N(0, sigma^2) codes."""
-    return (codes**2).sum() / sigma**2
+    return ((codes / sigma) ** 2).sum()
