@@ -115,8 +115,7 @@ def landmark_objective(
             expression_sigmas[model.expression_names.index(name)] = sideways_sigma
 
     def objective(state: FitState) -> dict[str, Tensor]:
-        identity = identity_gain * state.identity
-        points = model(identity[None].expand(state.num_views, -1), state.expression, subset)
+        points = model(identity_gain * state.identity_batch(), state.expression, subset)
         camera = state.camera()
         projected = project_landmarks(model, points, camera, contour)
         data = landmark_loss(projected, landmarks, weights).mean() / landmark_sigma**2
@@ -125,7 +124,7 @@ def landmark_objective(
             surface = camera.project(correspondence.surface(points))[..., :2]
             terms["dense"] = dense_weight * robust_landmark_loss(
                 surface, dense_points, inter_ocular(landmarks)).mean() / landmark_sigma**2
-        prior = (gaussian_prior(identity, identity_sigma)
+        prior = (gaussian_prior(identity_gain * state.identity, identity_sigma)
                  + gaussian_prior(state.expression - expression_mean, expression_sigmas)
                  + gaussian_prior(state.log_focal - log_focal0, focal_sigma)) / count
         total = data + prior + sum(terms.values())

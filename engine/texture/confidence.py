@@ -72,16 +72,26 @@ def _near_points(points: Tensor, centres: Tensor, radius: float) -> Tensor:
     return torch.cdist(points, centres).amin(1) < radius
 
 
+def _along_loop(points: Tensor, loop: Tensor) -> tuple[Tensor, Tensor]:
+    """For points (M, 3) and the closed polyline `loop` (C, 3): (M,) the distance to it and
+    (M,) the arc length along it of the closest point."""
+    start, end = loop, loop.roll(-1, 0)
+    edge = end - start
+    length = edge.norm(dim=-1)
+    t = ((points[:, None] - start) * edge).sum(-1) / length.square().clamp(min=1e-12)
+    closest = start + t.clamp(0, 1)[..., None] * edge  # (M, C, 3)
+    distance = (points[:, None] - closest).norm(dim=-1)
+    nearest = distance.argmin(1)
+    rows = torch.arange(len(points), device=points.device)
+    arc = (length.cumsum(0) - length)[nearest] + (t.clamp(0, 1) * length)[rows, nearest]
+    return distance[rows, nearest], arc
+
+
 def _near_loop(points: Tensor, loop: Tensor, margin: float) -> Tensor:
     """(M,) bool: points (M, 3) within `margin` of the closed polyline `loop` (C, 3)."""
-    start, end = loop, loop.roll(-1, 0)
     reach = (loop - loop.mean(0)).norm(dim=-1).max() + margin
     candidates = ((points - loop.mean(0)).norm(dim=-1) < reach).nonzero().squeeze(1)
-    near = points[candidates]
-    edge = end - start  # (C, 3)
-    t = ((near[:, None] - start) * edge).sum(-1) / (edge * edge).sum(-1).clamp(min=1e-12)
-    closest = start + t.clamp(0, 1)[..., None] * edge  # (M', C, 3)
-    inside = (near[:, None] - closest).norm(dim=-1).amin(1) < margin
+    inside = _along_loop(points[candidates], loop)[0] < margin
     out = torch.zeros(points.shape[0], dtype=torch.bool, device=points.device)
     out[candidates[inside]] = True
     return out
@@ -143,21 +153,6 @@ def _inside(points: Tensor, loop: Tensor) -> Tensor:
     straddles = (y0 > y) != (y1 > y)  # (M, C)
     crossing = x0 + (y - y0) * (x1 - x0) / torch.where(y1 == y0, 1e-12, y1 - y0)
     return ((straddles & (x < crossing)).sum(1) % 2) == 1
-
-
-def _along_loop(points: Tensor, loop: Tensor) -> tuple[Tensor, Tensor]:
-    """For points (M, 3) and the closed polyline `loop` (C, 3): (M,) the distance to it and
-    (M,) the arc length along it of the closest point."""
-    start, end = loop, loop.roll(-1, 0)
-    edge = end - start
-    length = edge.norm(dim=-1)
-    t = ((points[:, None] - start) * edge).sum(-1) / length.square().clamp(min=1e-12)
-    closest = start + t.clamp(0, 1)[..., None] * edge  # (M, C, 3)
-    distance = (points[:, None] - closest).norm(dim=-1)
-    nearest = distance.argmin(1)
-    rows = torch.arange(len(points), device=points.device)
-    arc = (length.cumsum(0) - length)[nearest] + (t.clamp(0, 1) * length)[rows, nearest]
-    return distance[rows, nearest], arc
 
 
 def mouth_opening_texels(albedo: Tensor, points: Tensor, inner_lip: Tensor, outer_lip: Tensor,
