@@ -20,6 +20,7 @@ from engine.fit.losses import (
     landmark_error_px,
     landmark_loss,
     landmark_weights,
+    laplace_prior,
     robust_landmark_loss,
 )
 from engine.fit.renderer import face_subset, project_landmarks
@@ -81,6 +82,7 @@ def landmark_objective(
     identity_sigma: float = 1.0,
     expression_sigma: float = 0.2,
     sideways_sigma: float | None = None,
+    expression_laplace: float | None = None,
     focal_sigma: float = 0.3,
     dense: Tensor | None = None,
     dense_weight: float = 1.0,
@@ -109,10 +111,14 @@ def landmark_objective(
         dense_points = dense[:, correspondence.points]
     expression_mean = (torch.zeros_like(expression_mask) if expression_prior is None
                        else expression_prior * expression_mask)
+    sideways = torch.zeros_like(expression_mask)
+    for name in SIDEWAYS_EXPRESSIONS:
+        sideways[model.expression_names.index(name)] = 1.0
     expression_sigmas = torch.full_like(expression_mask, expression_sigma)
     if sideways_sigma is not None:
-        for name in SIDEWAYS_EXPRESSIONS:
-            expression_sigmas[model.expression_names.index(name)] = sideways_sigma
+        expression_sigmas[sideways > 0] = sideways_sigma
+    # which expressions take the Laplace prior instead of the Gaussian
+    sparse = torch.zeros_like(sideways) if expression_laplace is None else 1.0 - sideways
 
     def objective(state: FitState) -> dict[str, Tensor]:
         points = model(identity_gain * state.identity_batch(), state.expression, subset)
@@ -124,9 +130,12 @@ def landmark_objective(
             surface = camera.project(correspondence.surface(points))[..., :2]
             terms["dense"] = dense_weight * robust_landmark_loss(
                 surface, dense_points, inter_ocular(landmarks)).mean() / landmark_sigma**2
+        offset = state.expression - expression_mean
         prior = (gaussian_prior(identity_gain * state.identity, identity_sigma)
-                 + gaussian_prior(state.expression - expression_mean, expression_sigmas)
+                 + gaussian_prior(offset * (1.0 - sparse), expression_sigmas)
                  + gaussian_prior(state.log_focal - log_focal0, focal_sigma)) / count
+        if expression_laplace is not None:
+            prior = prior + laplace_prior(offset * sparse, expression_laplace) / count
         total = data + prior + sum(terms.values())
         return {"total": total, "landmark": data, **terms, "prior": prior}
 
@@ -158,6 +167,8 @@ def fit_landmarks(
     jaw_weight: weight of the 17 sliding jaw points (None: engine.fit.losses' default).
     sideways_sigma: the prior width of SIDEWAYS_EXPRESSIONS (engine.facemodel.ict), None:
         expression_sigma.
+    expression_laplace: when given, the other expressions take a sparse Laplace prior of
+        this scale (engine.fit.losses.laplace_prior) instead of the Gaussian.
     """
     initial_pose(model, landmarks, state)
     objective = landmark_objective(model, landmarks, state.log_focal.exp().detach(),
