@@ -29,6 +29,11 @@ class Scene:
     texture: torch.Tensor  # (1, 3, 64, 64)
 
 
+def clone_state(state: FitState) -> FitState:
+    """A copy of a fit's state that later fitting cannot change."""
+    return type(state)(**{k: v.clone() for k, v in vars(state).items()})
+
+
 def yawed_rotation(yaw_degrees: float) -> torch.Tensor:
     """(3,) axis-angle of a front-facing camera with the head turned by `yaw_degrees`."""
     a = math.radians(yaw_degrees)

@@ -4,7 +4,7 @@ identity's gain, at that identity / gain."""
 
 import pytest
 import torch
-from synthetic_scene import make_scene
+from synthetic_scene import clone_state, make_scene
 
 from engine.fit.fitter import detected_evidence, full_fit, landmark_fit
 from engine.fit.landmark_stage import landmark_objective
@@ -19,10 +19,6 @@ def _face_shift_mm(model, a, b) -> float:
     return float((face(a.identity) - face(b.identity)).norm(dim=-1).mean()) * 10
 
 
-def _clone(state):
-    return type(state)(**{k: v.clone() for k, v in vars(state).items()})
-
-
 @pytest.mark.slow
 def test_stage_two_keeps_the_landmark_optimum_without_pixels(face_model):
     """With the pixel weight at 0 the anchored stage 2 is the landmark stage's objective
@@ -33,7 +29,7 @@ def test_stage_two_keeps_the_landmark_optimum_without_pixels(face_model):
     scene = make_scene(face_model, seed=5, expressions={"mouthSmile_L": 0.4}, yaw=20, size=256)
     start = landmark_fit(face_model, [scene.image], scene.landmarks, preset)
     evidence = detected_evidence(None, None, None)  # what landmark_fit used
-    after = full_fit(face_model, [scene.image], scene.landmarks, _clone(start), preset,
+    after = full_fit(face_model, [scene.image], scene.landmarks, clone_state(start), preset,
                      identity="none", evidence=evidence).state
     moved = _face_shift_mm(face_model, after, start)
     print(f"face moved {moved:.3f} mm without pixels")
@@ -41,15 +37,14 @@ def test_stage_two_keeps_the_landmark_optimum_without_pixels(face_model):
     assert (after.expression - start.expression).abs().max() < 0.05
 
 
-
 def test_identity_gain_is_the_objective_of_the_scaled_identity(face_model):
     """landmark_objective with identity_gain g at identity x is the plain objective at g x:
     data terms and the identity prior alike (a prior on x itself would pull stage 2's
     rescaled start back towards the average face)."""
     scene = make_scene(face_model, seed=3, expressions={}, yaw=10, size=256)
-    state = _clone(scene.truth)
+    state = clone_state(scene.truth)
     args = (face_model, scene.landmarks, state.log_focal.exp(), state.expression_mask)
-    scaled = _clone(state)
+    scaled = clone_state(state)
     scaled.identity = state.identity * 0.5
     with torch.no_grad():
         gained = landmark_objective(*args, identity_gain=0.5)(state)
@@ -67,10 +62,10 @@ def test_stage_two_starts_from_the_identity_over_its_gain(face_model):
                         w_pixel=0.0, w_texture_prior=0.0)
     scene = make_scene(face_model, seed=5, expressions={}, yaw=20, size=256)
     start = landmark_fit(face_model, [scene.image], scene.landmarks, preset)
-    after = full_fit(face_model, [scene.image], scene.landmarks, _clone(start), preset,
+    after = full_fit(face_model, [scene.image], scene.landmarks, clone_state(start), preset,
                      identity="none", evidence=detected_evidence(None, None, None),
                      identity_gain=0.5).state
-    doubled = _clone(start)
+    doubled = clone_state(start)
     doubled.identity = start.identity * 2
     moved = _face_shift_mm(face_model, after, doubled)
     print(f"face {moved:.3f} mm from twice the landmark identity, "

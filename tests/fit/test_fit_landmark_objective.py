@@ -1,12 +1,23 @@
 """The landmark stage's objective (landmark_stage.landmark_objective): its expression priors."""
 
 import torch
-from synthetic_scene import make_scene
+from synthetic_scene import clone_state, make_scene
 
 from engine.facemodel.ict import SIDEWAYS_EXPRESSIONS
 from engine.fit.fitter import initial_state
 from engine.fit.landmark_stage import fit_landmarks, landmark_objective
 from engine.fit.losses import inter_ocular
+from engine.fit.state import FitState
+
+
+def _with_weights(state: FitState, names: list[str], weights: dict[str, float]) -> FitState:
+    """A copy of `state` at the average face with only the given expression weights."""
+    state = clone_state(state)
+    state.identity.zero_()
+    state.expression.zero_()
+    for name, weight in weights.items():
+        state.expression[0, names.index(name)] = weight
+    return state
 
 
 def test_sideways_expressions_get_their_own_prior(face_model):
@@ -21,12 +32,8 @@ def test_sideways_expressions_get_their_own_prior(face_model):
         with torch.no_grad():
             return float(landmark_objective(*args, **options)(state)["prior"])
 
-    def with_weight(name: str) -> object:
-        state = type(scene.truth)(**{k: v.clone() for k, v in vars(scene.truth).items()})
-        state.identity.zero_()
-        state.expression.zero_()
-        state.expression[0, names.index(name)] = 0.1
-        return state
+    def with_weight(name: str) -> FitState:
+        return _with_weights(scene.truth, names, {name: 0.1})
 
     for name in SIDEWAYS_EXPRESSIONS:
         state = with_weight(name)
@@ -44,11 +51,7 @@ def test_laplace_prior_charges_linearly_and_leaves_sideways_gaussian(face_model)
             scene.truth.expression_mask)
 
     def prior(weights: dict[str, float], **options) -> float:
-        state = type(scene.truth)(**{k: v.clone() for k, v in vars(scene.truth).items()})
-        state.identity.zero_()
-        state.expression.zero_()
-        for name, weight in weights.items():
-            state.expression[0, names.index(name)] = weight
+        state = _with_weights(scene.truth, names, weights)
         with torch.no_grad():
             return float(landmark_objective(*args, jaw_weight=0.0, **options)(state)["prior"])
 

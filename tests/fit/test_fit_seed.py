@@ -3,7 +3,7 @@ the same seed gives a bit-identical fit on CPU and another seed a different one.
 
 import pytest
 import torch
-from synthetic_scene import make_scene
+from synthetic_scene import clone_state, make_scene
 
 from engine.fit.fitter import full_fit, landmark_fit
 from engine.fit.presets import get_preset
@@ -13,9 +13,8 @@ PRESET = get_preset("preview", landmark_steps=20, photo_steps=3, render_size=112
 
 
 def _fit(model, scene, state, seed: int):
-    clone = type(state)(**{k: v.clone() for k, v in vars(state).items()})
-    return full_fit(model, [scene.image], scene.landmarks, clone, PRESET, identity="dlib",
-                    seed=seed)
+    return full_fit(model, [scene.image], scene.landmarks, clone_state(state), PRESET,
+                    identity="dlib", seed=seed)
 
 
 def test_same_seed_same_fit_other_seed_other_views(face_model):
