@@ -5,7 +5,7 @@ rotation, distance and position), then Adam on the perspective reprojection erro
 Gaussian priors on the codes and the sliding jaw contour.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import torch
@@ -148,6 +148,7 @@ def fit_landmarks(
     state: FitState,
     steps: int,
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+    hold: Collection[str] = (),
     **objective_options: Any,
 ) -> dict[str, float]:
     """Fit pose, focal, identity and expression to `landmarks` (N, 68, 2), in place.
@@ -158,6 +159,8 @@ def fit_landmarks(
     pose alone so the codes do not absorb a wrong pose, then on everything (L-BFGS was
     tried and stalls: jaw points switching vertex make the objective jump and end its
     line searches early). Returns the final loss terms.
+    hold: unknowns kept as they are in `state` (e.g. "identity" when it is already known,
+        as the shape benchmark's known-identity diagnostic has it).
     objective_options (landmark_objective's):
     dense: (N, 478, 2) MediaPipe mesh points in pixels, or None: fitted as points on the
         surface (engine.landmarks.dense) with a robust (Cauchy) loss, `dense_weight` times
@@ -181,9 +184,13 @@ def fit_landmarks(
         ({"rotation": 0.01, "offset": 0.005, "log_depth": 0.01, "log_focal": 0.005,
           "identity": 0.05, "expression": 0.02}, steps - rigid_steps),
     )
+    unknown = set(phases[1][0])
+    if not set(hold) <= unknown:
+        raise KeyError(f"not an unknown of the landmark stage: {sorted(set(hold) - unknown)}")
     terms: dict[str, float] = {}
     done = 0
-    for rates, count_steps in phases:
+    for all_rates, count_steps in phases:
+        rates = {name: rate for name, rate in all_rates.items() if name not in hold}
         with state.optimising(rates) as groups:
             optimiser = torch.optim.Adam(groups)
             schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, count_steps,

@@ -6,7 +6,7 @@ whatever extra terms the caller plugs in (the identity, randomised-view identity
 content losses of GANFit, which need a face-recognition network).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import torch
 
@@ -35,6 +35,7 @@ def fit_photometric(
     extra: ExtraLoss | None = None,
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
     anchor: LandmarkObjective | None = None,
+    hold: Collection[str] = (),
 ) -> dict[str, float]:
     """Fit pose, focal, light, the texture latent and (with preset.photo_shape) identity and
     expression to the photos, in place (state.texture must hold `texture`'s latent).
@@ -42,11 +43,12 @@ def fit_photometric(
     anchor: the landmark stage's objective; when given, it replaces this stage's own
     landmark term and code priors (preset.w_anchor times it), so the pixels refine the
     landmark stage's shape under the same evidence instead of refitting it to a tighter
-    landmark term."""
+    landmark term. hold: unknowns kept at their values in `state` (besides the shape's
+    codes without photo_shape)."""
     weights = landmark_weights(targets.landmarks.device)
     terms: dict[str, float] = {}
-    rates = RATES if preset.photo_shape else {
-        k: v for k, v in RATES.items() if k not in SHAPE_UNKNOWNS}
+    held = set(hold) if preset.photo_shape else set(hold) | set(SHAPE_UNKNOWNS)
+    rates = {k: v for k, v in RATES.items() if k not in held}
     with state.optimising(rates) as groups:
         optimiser = torch.optim.Adam(groups)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, preset.photo_steps,

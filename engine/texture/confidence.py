@@ -97,13 +97,13 @@ def _near_loop(points: Tensor, loop: Tensor, margin: float) -> Tensor:
     return out
 
 
-def reference_texels(model: FaceModel, samples: TexelSamples, triangles: Tensor,
-                     neutral: Tensor) -> Tensor:
-    """(M,) bool: texels on the cheeks and nose bridge, whose median colour is the skin's."""
+def reference_texels(model: FaceModel, points: Tensor, neutral: Tensor) -> Tensor:
+    """(M,) bool: texels on the cheeks and nose bridge, whose median colour is the skin's.
+
+    points: (M, 3) the texels on the neutral mesh (V, 3) (texel_positions)."""
     marks = neutral[model.landmark_vertices]
     centres = torch.stack([marks[list(c)].mean(0) for c in _CHEEKS] + [marks[_NOSE_BRIDGE]])
-    return _near_points(texel_positions(samples, triangles, neutral), centres,
-                        _REFERENCE_RADIUS_CM)
+    return _near_points(points, centres, _REFERENCE_RADIUS_CM)
 
 
 def lip_loops(model: FaceModel, vertices: Tensor) -> tuple[Tensor, Tensor]:
@@ -113,10 +113,10 @@ def lip_loops(model: FaceModel, vertices: Tensor) -> tuple[Tensor, Tensor]:
     return marks[_INNER_LIP], marks[_OUTER_LIP]
 
 
-def feature_texels(model: FaceModel, samples: TexelSamples, triangles: Tensor,
-                   neutral: Tensor) -> Tensor:
-    """(M,) bool: texels on the brows, eyelids and lips, trusted whatever their colour."""
-    points = texel_positions(samples, triangles, neutral)
+def feature_texels(model: FaceModel, points: Tensor, neutral: Tensor) -> Tensor:
+    """(M,) bool: texels on the brows, eyelids and lips, trusted whatever their colour.
+
+    points: (M, 3) the texels on the neutral mesh (V, 3) (texel_positions)."""
     marks = neutral[model.landmark_vertices]
     near = torch.zeros(points.shape[0], dtype=torch.bool, device=points.device)
     for loop, margin in _FEATURES:
@@ -125,18 +125,18 @@ def feature_texels(model: FaceModel, samples: TexelSamples, triangles: Tensor,
 
 
 def geometric_confidence(model: FaceModel, samples: TexelSamples, triangles: Tensor,
-                         neutral: Tensor, posed: Tensor,
+                         points: Tensor, neutral: Tensor, posed: Tensor,
                          expression: Tensor) -> Tensor:
     """(M,) in [0, 1] for one view: seen head-on, away from the mouth opening, not squeezed.
 
-    neutral, posed: (V, 3) the fitted identity at rest and with the view's expression (E,).
+    points: (M, 3) the texels on `neutral` (texel_positions); neutral, posed: (V, 3) the
+    fitted identity at rest and with the view's expression (E,).
     """
     lo, hi = _COSINE_RAMP
     confidence = ((samples.weight[0] - lo) / (hi - lo)).clamp(0, 1)
     names = model.expression_names
     opening = max(float(expression[names.index(n)])
                   for n in ("jawOpen", "mouthSmile_L", "mouthSmile_R"))
-    points = texel_positions(samples, triangles, neutral)
     mouth = _near_loop(points, lip_loops(model, neutral)[0],
                        _MOUTH_MARGIN_CM + _MOUTH_OPEN_MARGIN_CM * opening)
     rest, moved = (torch.linalg.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0]).norm(dim=-1)

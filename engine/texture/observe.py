@@ -82,19 +82,20 @@ def observe_albedo(model: FaceModel, photo: Tensor, identity: Tensor, expression
     samples = sample_texels(photo[None], camera.transform(posed[None]), camera, triangles, uvs,
                             size, None, min_cosine=_MIN_COSINE)
     colour, normal = samples.colour[0], samples.normal[0]
-    trusted = geometric_confidence(model, samples, triangles, neutral, posed, expression)
-    reference = reference_texels(model, samples, triangles, neutral)
+    points = texel_positions(samples, triangles, neutral)
+    trusted = geometric_confidence(model, samples, triangles, points, neutral, posed,
+                                   expression)
+    reference = reference_texels(model, points, neutral)
     if sh is None:
         first = colour_confidence(colour, colour, skin_colour(colour, reference, trusted))
         shading = estimate_shading(colour, normal, (trusted * first) > 0, reference)
     else:
         shading = sh_shading(normal[None], sh[None])[0].clamp(min=_MIN_SHADING)
     albedo = colour / shading
-    features = feature_texels(model, samples, triangles, neutral)
+    features = feature_texels(model, points, neutral)
     skin = skin_colour(albedo, reference, trusted)
     trusted = trusted * colour_confidence(albedo, colour, skin, features)
-    opening = mouth_opening_texels(albedo, texel_positions(samples, triangles, neutral),
-                                   *lip_loops(model, neutral), skin, trusted)
+    opening = mouth_opening_texels(albedo, points, *lip_loops(model, neutral), skin, trusted)
     trusted = torch.where(opening, torch.zeros_like(trusted), trusted)
     count = size[0] * size[1]
     image = photo.new_zeros(count, 3).index_copy(0, samples.texel, albedo.clamp(0, 1))

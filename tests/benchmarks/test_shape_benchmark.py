@@ -29,9 +29,23 @@ def test_umeyama_removes_a_similarity_transform():
 def test_expression_error_counts_misses_and_spurious_weights():
     truth = {"jawOpen": 0.6}
     assert bench.expression_error({"jawOpen": 0.6}, truth) == pytest.approx(0.0)
+    assert bench.expression_error({"jawOpen": 0.0}, {}) == 0.0  # neutral, nothing fitted
     # a missed smile and a spurious funnel both count
     fitted = {"mouthFunnel": 0.4, "jawOpen": 0.2}
     assert bench.expression_error(fitted, truth) == pytest.approx((0.4 + 0.4) / 2)
+
+
+def test_expression_l1_is_not_lowered_by_small_spurious_weights():
+    """Five weights of 0.001 fill the issue's "five strongest fitted" at near-zero error and
+    divide a missed 0.6 smile by six; the L1 error counts the miss whole and adds the five."""
+    truth = {"mouthSmile_L": 0.6}
+    dust = {name: 0.001 for name in ("jawLeft", "mouthClose", "mouthFunnel", "browDown_L",
+                                     "eyeBlink_R")}
+    assert bench.expression_error(dust, truth) == pytest.approx((0.6 + 5 * 0.001) / 6)
+    assert bench.expression_l1(dust, truth) == pytest.approx(0.6 + 5 * 0.001)
+    assert bench.expression_l1({}, truth) == pytest.approx(0.6)
+    assert bench.expression_l1({"mouthSmile_L": 0.5, "jawOpen": 0.2}, truth) == pytest.approx(
+        0.1 + 0.2)
 
 
 def test_cases_are_fixed_and_in_range():

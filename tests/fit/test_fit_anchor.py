@@ -74,3 +74,22 @@ def test_stage_two_starts_from_the_identity_over_its_gain(face_model):
     # pull back to the landmark identity would end ~1 mm from twice it
     assert moved < 0.4
     assert _face_shift_mm(face_model, after, start) > 2.5 * moved
+
+
+def test_stage_two_keeps_held_expressions_and_fits_the_rest(face_model):
+    """hold=("expression",) (fitter.DETECTED_STAGE2_HOLD): stage 2 leaves the landmark
+    stage's expression weights exactly as they were while the identity still moves; the
+    same stage without the hold moves them."""
+    preset = get_preset("preview", landmark_steps=60, photo_steps=10, render_size=96)
+    scene = make_scene(face_model, seed=5, expressions={"mouthSmile_L": 0.4}, yaw=20, size=256)
+    start = landmark_fit(face_model, [scene.image], scene.landmarks, preset)
+    evidence = detected_evidence(None, None, None)
+
+    def stage_two(hold: tuple[str, ...]):
+        return full_fit(face_model, [scene.image], scene.landmarks, clone_state(start), preset,
+                        identity="none", evidence=evidence, hold=hold).state
+
+    held = stage_two(("expression",))
+    assert torch.equal(held.expression, start.expression)
+    assert _face_shift_mm(face_model, held, start) > 0.01
+    assert not torch.equal(stage_two(()).expression, start.expression)

@@ -89,3 +89,18 @@ def test_single_view_fit_names_expressions_and_pose(face_model):
     assert error < 1.3 * baseline
     _assert_expressions(face_model, state, 0, SMILE)
     assert _rotation_error_degrees(state.rotation[0], scene.truth.rotation[0]) < 3.0
+
+
+def test_landmark_stage_holds_a_known_identity_and_fits_the_rest(face_model):
+    """Told the identity (the shape benchmark's known-identity diagnostic), the landmark
+    stage keeps it exactly and still finds the pose and the smile; a misspelt unknown is
+    refused, not silently fitted."""
+    scene = make_scene(face_model, seed=1, expressions=SMILE, yaw=25, size=256)
+    state = initial_state(face_model, [scene.image], torch.device("cpu"))
+    state.identity = scene.truth.identity.clone()
+    fit_landmarks(face_model, scene.landmarks, state, 200, hold=("identity",))
+    assert torch.equal(state.identity, scene.truth.identity)
+    _assert_expressions(face_model, state, 0, SMILE)
+    assert _rotation_error_degrees(state.rotation[0], scene.truth.rotation[0]) < 3.0
+    with pytest.raises(KeyError, match="identiy"):
+        fit_landmarks(face_model, scene.landmarks, state, 10, hold=("identiy",))
