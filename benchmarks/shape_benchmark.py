@@ -30,8 +30,7 @@ detection and fit calls as `reconstruct`): the landmark stage on the 68 points, 
 points, + the Face Landmarker's blendshape prior, + a photometric stage that moves the
 shape, + its identity terms (see ABLATION), and a diagnostic: the landmark stage told the
 true identity ("known"), the ceiling of what the detected points say about the expression.
---size/--samples make smaller renders (the
-slow test uses 256 px, 8 samples).
+--size/--samples make smaller renders (the slow test uses 256 px, 8 samples).
 """
 
 from __future__ import annotations
