@@ -184,14 +184,10 @@ def fit_landmarks(
         ({"rotation": 0.01, "offset": 0.005, "log_depth": 0.01, "log_focal": 0.005,
           "identity": 0.05, "expression": 0.02}, steps - rigid_steps),
     )
-    unknown = set(phases[1][0])
-    if not set(hold) <= unknown:
-        raise KeyError(f"not an unknown of the landmark stage: {sorted(set(hold) - unknown)}")
     terms: dict[str, float] = {}
     done = 0
-    for all_rates, count_steps in phases:
-        rates = {name: rate for name, rate in all_rates.items() if name not in hold}
-        with state.optimising(rates) as groups:
+    for rates, count_steps in phases:
+        with state.optimising(rates, hold) as groups:
             optimiser = torch.optim.Adam(groups)
             schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, count_steps,
                                                                   eta_min=1e-4)

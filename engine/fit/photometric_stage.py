@@ -47,9 +47,9 @@ def fit_photometric(
     codes without photo_shape)."""
     weights = landmark_weights(targets.landmarks.device)
     terms: dict[str, float] = {}
-    held = set(hold) if preset.photo_shape else set(hold) | set(SHAPE_UNKNOWNS)
-    rates = {k: v for k, v in RATES.items() if k not in held}
-    with state.optimising(rates) as groups:
+    rates = RATES if preset.photo_shape else {
+        k: v for k, v in RATES.items() if k not in SHAPE_UNKNOWNS}
+    with state.optimising(rates, hold) as groups:
         optimiser = torch.optim.Adam(groups)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, preset.photo_steps,
                                                               eta_min=1e-4)

@@ -6,7 +6,7 @@ fit: a stage asks `optimising(rates)` for the ones it moves (and gets them back 
 afterwards), so no stage swaps tensors in or out. A new unknown is one more field here.
 """
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 
@@ -106,13 +106,17 @@ class FitState:
         return self.identity[None].expand(n, -1)
 
     @contextmanager
-    def optimising(self, rates: dict[str, float]) -> Iterator[list[dict]]:
+    def optimising(self, rates: dict[str, float],
+                   hold: Collection[str] = ()) -> Iterator[list[dict]]:
         """Adam-style parameter groups for the unknowns named in `rates` (name -> learning
-        rate), with gradients enabled for the duration; frozen again afterwards. The
-        expression gradient is masked so held expressions stay at 0."""
+        rate) but those in `hold` (kept as they are), with gradients enabled for the
+        duration; frozen again afterwards. The expression gradient is masked so held
+        expressions stay at 0."""
         unknown = {f.name for f in fields(self)} - {"principal_point", "expression_mask"}
-        if not set(rates) <= unknown:
-            raise KeyError(f"not an unknown of the fit: {sorted(set(rates) - unknown)}")
+        named = set(rates) | set(hold)
+        if not named <= unknown:
+            raise KeyError(f"not an unknown of the fit: {sorted(named - unknown)}")
+        rates = {name: rate for name, rate in rates.items() if name not in hold}
         tensors = [getattr(self, name) for name in rates]
         hooks = []
         for name, tensor in zip(rates, tensors, strict=True):

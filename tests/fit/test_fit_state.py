@@ -40,6 +40,16 @@ def test_an_unknown_name_is_refused():
     with pytest.raises(KeyError, match="principal_point"), _state().optimising(
             {"principal_point": 0.1}):
         pass
+    with pytest.raises(KeyError, match="identiy"), _state().optimising(
+            {"identity": 0.1}, hold=("identiy",)):
+        pass
+
+
+def test_held_unknowns_get_no_group_and_stay_frozen():
+    state = _state()
+    with state.optimising({"identity": 0.1, "expression": 0.1}, hold=("expression",)) as groups:
+        assert [g["params"][0] is state.identity for g in groups] == [True]
+        assert state.identity.requires_grad and not state.expression.requires_grad
 
 
 def test_translation_follows_offset_and_depth_and_views_share_identity():
